@@ -1,0 +1,50 @@
+"""Layered configuration: defaults, then ``SHELFWISE_*`` environment, then explicit arguments."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATABASE_URL = "sqlite:///shelfwise.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: SQLAlchemy URL. SQLite is the embedded default; PostgreSQL (postgresql+psycopg://) in production.
+    database_url: str = DEFAULT_DATABASE_URL
+    #: Where solution version artifacts (.npz) are written. Default: beside a SQLite file, or
+    #: ./shelfwise-artifacts for a server database.
+    artifact_dir: str = ""
+    #: Largest webhook body accepted, in bytes (larger: HTTP 413).
+    max_body_bytes: int = 1_000_000
+    #: How many of a user's latest events a request folds in.
+    live_history_limit: int = 500
+    #: Extra settings for tests and embedding.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolved_artifact_dir(self) -> Path:
+        if self.artifact_dir:
+            return Path(self.artifact_dir)
+        if self.database_url.startswith("sqlite:///") and self.database_url != "sqlite:///:memory:":
+            db_path = Path(self.database_url.removeprefix("sqlite:///"))
+            return db_path.parent / f"{db_path.stem}-artifacts"
+        return Path("shelfwise-artifacts")
+
+
+_ENV_PREFIX = "SHELFWISE_"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, with explicit (non-None) overrides winning."""
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        raw = os.environ.get(_ENV_PREFIX + f.name.upper())
+        if raw is not None and raw != "":
+            values[f.name] = int(raw) if f.type in ("int", int) else raw
+    settings = replace(Settings(), **values)
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    return replace(settings, **explicit)

@@ -1,0 +1,1 @@
+"""Offline work: training, batch jobs, schedules. Never run inside an HTTP request."""

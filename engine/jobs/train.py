@@ -1,0 +1,93 @@
+"""Training: snapshot a dataset group from the store, fit a recipe, save a solution version."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InvalidInput, NotFound
+from engine.recipes import TrainingData, recipe_class
+from engine.storage import SolutionVersionInfo, Store
+
+log = logging.getLogger(__name__)
+
+TRAINING_MODES = ("full", "update")
+
+
+def load_training_data(store: Store, dataset_group: str) -> TrainingData:
+    arrays = store.interaction_arrays(dataset_group)
+    return TrainingData.from_columns(
+        arrays.user_ids,
+        arrays.item_ids,
+        arrays.event_types,
+        arrays.timestamps,
+        arrays.event_values,
+        items=store.items(dataset_group),
+        users=store.users(dataset_group),
+        session_ids=arrays.session_ids,
+    )
+
+
+def ensure_solution(
+    store: Store, dataset_group: str, solution: str, recipe: str, hyperparameters: dict[str, Any] | None
+):
+    """Get the named solution, creating it on first use; its recipe cannot change afterwards."""
+    cls = recipe_class(recipe)
+    try:
+        existing = store.get_solution(dataset_group, solution)
+    except NotFound:
+        config = {"hyperparameters": cls.validate_hyperparameters(hyperparameters or {})}
+        return store.create_solution(dataset_group, solution, cls.name, config)
+    if existing.recipe != cls.name:
+        raise InvalidInput(
+            f"solution {solution!r} uses recipe {existing.recipe!r}; create a new solution for {cls.name!r}"
+        )
+    return existing
+
+
+def train(
+    store: Store,
+    artifact_dir: str | Path,
+    *,
+    dataset_group: str,
+    recipe: str,
+    solution: str,
+    mode: str = "full",
+    hyperparameters: dict[str, Any] | None = None,
+) -> SolutionVersionInfo:
+    """Train one solution version and record it; returns the new version."""
+    mode = mode.lower()
+    if mode not in TRAINING_MODES:
+        raise InvalidInput(f"invalid training mode {mode!r}: use full or update")
+    info = ensure_solution(store, dataset_group, solution, recipe, hyperparameters)
+    cls = recipe_class(info.recipe)
+    previous = None
+    if mode == "update":
+        last = store.latest_solution_version(dataset_group, solution)
+        if last is None:
+            raise InvalidInput(f"solution {solution!r} has no version yet: train it with --mode full first")
+        previous = cls.load(last.artifact_path)
+
+    started = time.perf_counter()
+    data = load_training_data(store, dataset_group)
+    if len(data) == 0:
+        raise InvalidInput(f"dataset group {dataset_group!r} has no interactions to train on")
+    model = cls(**info.config.get("hyperparameters", {})).fit(data, previous=previous)
+    version_id = f"sv-{uuid.uuid4().hex[:16]}"
+    path = Path(artifact_dir) / dataset_group / solution / f"{version_id}.npz"
+    model.save(path)
+    elapsed = time.perf_counter() - started
+    log.info(
+        "trained %s/%s (%s, %s) on %d events in %.2fs", dataset_group, solution, info.recipe, mode, len(data), elapsed
+    )
+    return store.add_solution_version(
+        info,
+        training_mode=mode,
+        artifact_path=str(path.resolve()),
+        num_interactions=len(data),
+        training_seconds=elapsed,
+        version_id=version_id,
+    )

@@ -1,0 +1,209 @@
+"""The one interface every recipe implements, and the data shapes it works on.
+
+Recipes see numpy arrays and external ids, never HTTP or the database: training hands them a
+:class:`TrainingData` snapshot, serving hands them a :class:`Query` that already carries the
+user's latest events (real-time fold-in without shared state between workers).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from marshmallow import Schema, ValidationError
+
+from engine.errors import InvalidInput
+from engine.records import Interaction, Item, User
+
+ARTIFACT_FORMAT = 1
+
+
+@dataclass
+class TrainingData:
+    """A snapshot of one dataset group, with id vocabularies and interactions as index arrays."""
+
+    user_ids: np.ndarray  # unicode array: row number → external user id
+    item_ids: np.ndarray  # unicode array: column number → external item id
+    user_index: np.ndarray  # int32 per interaction
+    item_index: np.ndarray  # int32 per interaction
+    event_types: np.ndarray  # unicode per interaction
+    event_values: np.ndarray  # float64 per interaction, NaN where absent
+    timestamps: np.ndarray  # float64 epoch seconds per interaction
+    items: Mapping[str, Item] = field(default_factory=dict)
+    users: Mapping[str, User] = field(default_factory=dict)
+    session_ids: np.ndarray | None = None
+
+    @classmethod
+    def from_columns(
+        cls,
+        user_ids: Sequence[str] | np.ndarray,
+        item_ids: Sequence[str] | np.ndarray,
+        event_types: Sequence[str] | np.ndarray,
+        timestamps: Sequence[float] | np.ndarray,
+        event_values: Sequence[float] | np.ndarray | None = None,
+        *,
+        items: Mapping[str, Item] | None = None,
+        users: Mapping[str, User] | None = None,
+        session_ids: Sequence[str | None] | np.ndarray | None = None,
+    ) -> TrainingData:
+        """Build vocabularies from external ids; catalog items without events join the vocabulary."""
+        users_arr = np.asarray(user_ids, dtype=str)
+        items_arr = np.asarray(item_ids, dtype=str)
+        catalog = np.array(sorted(items or {}), dtype=str)
+        user_vocab, user_index = np.unique(users_arr, return_inverse=True)
+        item_vocab = np.unique(np.concatenate([items_arr, catalog])) if len(catalog) else np.unique(items_arr)
+        item_index = np.searchsorted(item_vocab, items_arr)
+        n = len(users_arr)
+        values = np.full(n, np.nan) if event_values is None else np.asarray(event_values, dtype=np.float64)
+        return cls(
+            user_ids=user_vocab,
+            item_ids=item_vocab,
+            user_index=user_index.astype(np.int32),
+            item_index=item_index.astype(np.int32),
+            event_types=np.asarray(event_types, dtype=str),
+            event_values=values,
+            timestamps=np.asarray(timestamps, dtype=np.float64),
+            items=dict(items or {}),
+            users=dict(users or {}),
+            session_ids=None if session_ids is None else np.asarray(session_ids, dtype=object),
+        )
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def __len__(self) -> int:
+        return len(self.user_index)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One request, as a recipe sees it."""
+
+    user_id: str | None = None
+    item_id: str | None = None
+    #: The user's latest events, oldest first, read from the store at request time.
+    history: tuple[Interaction, ...] = ()
+    num_results: int = 25
+    #: Items that must not be returned (filters decided this before the recipe runs).
+    exclude: frozenset[str] = frozenset()
+    #: For re-ranking: score only these items.
+    candidates: tuple[str, ...] | None = None
+    context: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Item ids best first, with their scores (NaN where a recipe has no meaningful score)."""
+
+    item_ids: tuple[str, ...]
+    scores: tuple[float, ...]
+
+    @classmethod
+    def from_scores(cls, vocabulary: np.ndarray, scores: np.ndarray, n: int, exclude: Iterable[int] = ()) -> Ranked:
+        """Top ``n`` by vectorised partial sort; excluded columns never appear."""
+        scores = np.asarray(scores, dtype=np.float64).copy()
+        excluded = np.fromiter(exclude, dtype=np.int64)
+        if len(excluded):
+            scores[excluded] = -np.inf
+        n = max(0, min(n, int(np.isfinite(scores).sum())))
+        if n == 0:
+            return cls((), ())
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return cls(tuple(vocabulary[top].tolist()), tuple(scores[top].tolist()))
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+class Recipe(ABC):
+    """Base of every recipe. Subclasses set ``name`` and a marshmallow ``Hyperparameters`` schema."""
+
+    name: ClassVar[str]
+    #: What requests the recipe answers: "USER_PERSONALIZATION", "RELATED_ITEMS", "POPULAR_ITEMS", ...
+    recipe_type: ClassVar[str]
+    Hyperparameters: ClassVar[type[Schema]]
+
+    def __init__(self, **hyperparameters: Any) -> None:
+        self.hyperparameters = self.validate_hyperparameters(hyperparameters)
+        self.item_ids: np.ndarray = np.empty(0, dtype=str)
+        self._item_lookup: dict[str, int] = {}
+
+    @classmethod
+    def validate_hyperparameters(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Reject a bad configuration when the solution is created, not at training time."""
+        try:
+            return cls.Hyperparameters().load(dict(values))
+        except ValidationError as exc:
+            raise InvalidInput(f"invalid hyperparameters for {cls.name}: {exc.messages}") from exc
+
+    @abstractmethod
+    def fit(self, data: TrainingData, *, previous: Self | None = None) -> Self:
+        """Train on ``data``; ``previous`` (UPDATE mode) lets a recipe reuse the last model."""
+
+    @abstractmethod
+    def recommend(self, query: Query) -> Ranked:
+        """Rank items for the query; unknown ids take the cold-start path, never an exception."""
+
+    @abstractmethod
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The model's state as plain arrays (saved without pickle)."""
+
+    @abstractmethod
+    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Inverse of :meth:`_arrays`."""
+
+    # ----------------------------------------------------------------- vocabulary helpers
+    def _set_items(self, item_ids: np.ndarray) -> None:
+        self.item_ids = np.asarray(item_ids, dtype=str)
+        self._item_lookup = {item: i for i, item in enumerate(self.item_ids.tolist())}
+
+    def item_index(self, item_id: str | None) -> int | None:
+        return None if item_id is None else self._item_lookup.get(item_id)
+
+    def indices(self, item_ids: Iterable[str]) -> np.ndarray:
+        found = [self._item_lookup.get(i) for i in item_ids]
+        return np.array([i for i in found if i is not None], dtype=np.int64)
+
+    def rank_candidates(self, candidates: Sequence[str], scores: np.ndarray) -> Ranked:
+        """Re-rank a given list by ``scores``; items the model never saw go last, unscored
+        (Personalize's GetPersonalizedRanking behaves the same way)."""
+        known = [(c, float(scores[i])) for c in candidates if (i := self.item_index(c)) is not None]
+        known.sort(key=lambda pair: -pair[1])
+        unknown = [c for c in candidates if self.item_index(c) is None]
+        return Ranked(
+            tuple([c for c, _ in known] + unknown), tuple([s for _, s in known] + [float("nan")] * len(unknown))
+        )
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Write one ``.npz`` file: arrays, vocabularies and a JSON header; never pickles."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {"format": ARTIFACT_FORMAT, "recipe": self.name, "hyperparameters": self.hyperparameters}
+        arrays = {"item_ids": self.item_ids, **self._arrays()}
+        with path.open("wb") as f:
+            np.savez(f, __header__=np.array(json.dumps(header)), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        with np.load(Path(path), allow_pickle=False) as npz:
+            header = json.loads(str(npz["__header__"]))
+            if header.get("recipe") != cls.name:
+                raise InvalidInput(f"artifact {path} holds a {header.get('recipe')!r} model, not {cls.name!r}")
+            arrays = {k: npz[k] for k in npz.files if k != "__header__"}
+        recipe = cls(**header["hyperparameters"])
+        recipe._set_items(arrays.pop("item_ids"))
+        recipe._restore(arrays)
+        return recipe

@@ -1,0 +1,74 @@
+"""The one place that talks to ``implicit``: CPU or GPU, and OpenBLAS kept single-threaded."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+log = logging.getLogger(__name__)
+
+
+def has_cuda() -> bool:
+    try:
+        import implicit.gpu
+
+        return bool(implicit.gpu.HAS_CUDA)
+    except Exception:  # pragma: no cover - a broken CUDA install must not break CPU training
+        return False
+
+
+def fit_als(
+    user_items: sp.csr_matrix,
+    *,
+    factors: int,
+    regularization: float,
+    alpha: float,
+    iterations: int,
+    random_state: int,
+    initial_item_factors: np.ndarray | None = None,
+    show_progress: bool = False,
+) -> np.ndarray:
+    """Fit ALS and return the item factors (float32, items × factors).
+
+    ``implicit`` warns and runs far slower when OpenBLAS spawns its own threads inside its
+    parallel loops, hence the thread-pool limit (DESIGN.md, pitfalls).
+    """
+    from implicit.als import AlternatingLeastSquares
+
+    use_gpu = has_cuda()
+    # The model checks the BLAS configuration when it is built, so build it inside the limit too.
+    with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=iterations,
+            random_state=random_state,
+            use_gpu=use_gpu,
+        )
+        if initial_item_factors is not None and not use_gpu:
+            # UPDATE mode: start from the previous model's item factors so a few sweeps suffice.
+            model.item_factors = np.ascontiguousarray(initial_item_factors, dtype=np.float32)
+        model.fit(user_items.astype(np.float32), show_progress=show_progress)
+    if use_gpu:
+        model = model.to_cpu()
+    return np.ascontiguousarray(model.item_factors, dtype=np.float32)
+
+
+def fit_cosine(user_items: sp.csr_matrix, *, neighbours: int) -> sp.csr_matrix:
+    """Item-item cosine similarities (items × items), each row keeping its nearest ``neighbours``."""
+    from implicit.nearest_neighbours import CosineRecommender
+
+    model = CosineRecommender(K=neighbours)
+    with threadpool_limits(1, "blas"), warnings.catch_warnings():
+        # implicit normalises into a COO matrix internally and then warns about its own input.
+        warnings.filterwarnings("ignore", message="Method expects CSR input")
+        model.fit(user_items.astype(np.float32), show_progress=False)
+    similarity = model.similarity.tocsr()
+    similarity.setdiag(0)
+    similarity.eliminate_zeros()
+    return similarity

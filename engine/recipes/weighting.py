@@ -1,0 +1,59 @@
+"""Turn raw events into training weights: event-type weights, a value threshold, recency."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from engine.records import ADD_TO_CART, CLICK, PURCHASE, VIEW, WISHLIST
+
+#: A purchase says more than a view. Unknown event types weigh 1.
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    VIEW: 1.0,
+    CLICK: 1.0,
+    WISHLIST: 2.0,
+    ADD_TO_CART: 3.0,
+    PURCHASE: 5.0,
+}
+
+
+def event_weights(
+    event_types: np.ndarray,
+    event_values: np.ndarray,
+    timestamps: np.ndarray,
+    *,
+    weights: Mapping[str, float],
+    value_threshold: float | None = None,
+    half_life_days: float | None = None,
+    now: float | None = None,
+) -> np.ndarray:
+    """One weight per event; 0 drops it (below the value threshold, or a weight of 0)."""
+    types = np.asarray(event_types, dtype=str)
+    uniq, inverse = np.unique(types, return_inverse=True)
+    lookup = {k.lower(): float(v) for k, v in weights.items()}
+    per_type = np.array([lookup.get(t.lower(), 1.0) for t in uniq.tolist()], dtype=np.float64)
+    w = per_type[inverse] if len(types) else np.empty(0)
+    if value_threshold is not None:
+        values = np.asarray(event_values, dtype=np.float64)
+        # Events without a value are kept: the threshold speaks only to events that carry one.
+        w = np.where(np.isnan(values) | (values >= value_threshold), w, 0.0)
+    if half_life_days and len(w):
+        ts = np.asarray(timestamps, dtype=np.float64)
+        reference = ts.max() if now is None else now
+        age_days = np.maximum(reference - ts, 0.0) / 86400.0
+        w = w * np.power(0.5, age_days / half_life_days)
+    return w
+
+
+def user_item_matrix(
+    user_index: np.ndarray, item_index: np.ndarray, weights: np.ndarray, n_users: int, n_items: int
+) -> sp.csr_matrix:
+    """Sum of weights per (user, item), as implicit expects (float32 CSR, users × items)."""
+    keep = weights > 0
+    matrix = sp.coo_matrix(
+        (weights[keep].astype(np.float32), (user_index[keep], item_index[keep])), shape=(n_users, n_items)
+    ).tocsr()
+    matrix.sum_duplicates()
+    return matrix

@@ -1,0 +1,1 @@
+"""Serving: deployed campaigns answering real-time requests."""

@@ -1,0 +1,727 @@
+"""The Store: the one narrow interface the rest of the engine uses to reach the database.
+
+Everything is addressed by dataset group name and external ids; callers never see ORM rows
+(they get small frozen dataclasses), so no session or lazy-loading state leaks across layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.errors import AlreadyExists, InvalidInput, NotFound, Unauthorized
+from engine.records import Erasure, Interaction, Item, Record, User
+from engine.storage import tables as t
+from engine.storage.db import make_engine
+
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}$")
+DOMAINS = ("ECOMMERCE", "VIDEO_ON_DEMAND")
+DATASET_TYPES = ("INTERACTIONS", "ITEMS", "USERS")
+KEY_KINDS = ("public", "secret")
+
+
+def check_name(name: str, what: str) -> str:
+    """Names follow Personalize's pattern, so they can appear in ARNs unchanged."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise InvalidInput(
+            f"invalid {what} name {name!r}: 1-63 letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class DatasetGroupInfo:
+    id: int
+    name: str
+    domain: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    key_id: str
+    dataset_group: str
+    kind: str
+    allowed_origins: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeliveryInfo:
+    id: int
+    dataset_group: str
+    platform: str
+    topic: str | None
+    headers: dict[str, str]
+    body: bytes
+    status: str
+    dedupe_key: str | None
+    error: str | None
+    records: int
+    received_at: float
+
+
+@dataclass(frozen=True)
+class SolutionInfo:
+    id: int
+    dataset_group: str
+    name: str
+    recipe: str
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SolutionVersionInfo:
+    id: str
+    solution: str
+    dataset_group: str
+    recipe: str
+    training_mode: str
+    status: str
+    artifact_path: str | None
+    metrics: dict[str, Any]
+    num_interactions: int
+    training_seconds: float | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    name: str
+    dataset_group: str
+    solution_version_id: str
+    recipe: str
+    artifact_path: str
+    config: dict[str, Any]
+    updated_at: float
+
+
+@dataclass
+class InteractionArrays:
+    """All of a dataset group's interactions as columns, for training and evaluation."""
+
+    user_ids: np.ndarray  # object array of str
+    item_ids: np.ndarray
+    event_types: np.ndarray
+    event_values: np.ndarray  # float64, NaN where absent
+    timestamps: np.ndarray  # float64 epoch seconds
+    session_ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+
+def _hash_key(secret_part: str) -> str:
+    return hashlib.sha256(secret_part.encode()).hexdigest()
+
+
+class Store:
+    """Reads and writes one Shelfwise database (SQLite or PostgreSQL)."""
+
+    def __init__(self, database_url: str, *, create: bool = True) -> None:
+        self.database_url = database_url
+        self.engine: Engine = make_engine(database_url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._dialect = self.engine.dialect.name
+        if create:
+            t.Base.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    # ----------------------------------------------------------------- dataset groups
+    def create_dataset_group(self, name: str, domain: str | None = None) -> DatasetGroupInfo:
+        check_name(name, "dataset group")
+        if domain is not None and domain not in DOMAINS:
+            raise InvalidInput(f"invalid domain {domain!r}: use one of {', '.join(DOMAINS)}")
+        row = t.DatasetGroup(name=name, domain=domain)
+        try:
+            with self.session() as s, s.begin():
+                s.add(row)
+        except IntegrityError as exc:
+            raise AlreadyExists(f"dataset group {name!r} already exists") from exc
+        return DatasetGroupInfo(row.id, row.name, row.domain, row.created_at)
+
+    def get_dataset_group(self, name: str) -> DatasetGroupInfo:
+        with self.session() as s:
+            row = s.scalar(select(t.DatasetGroup).where(t.DatasetGroup.name == name))
+        if row is None:
+            raise NotFound(f"dataset group {name!r} does not exist")
+        return DatasetGroupInfo(row.id, row.name, row.domain, row.created_at)
+
+    def list_dataset_groups(self) -> list[DatasetGroupInfo]:
+        with self.session() as s:
+            rows = s.scalars(select(t.DatasetGroup).order_by(t.DatasetGroup.name)).all()
+        return [DatasetGroupInfo(r.id, r.name, r.domain, r.created_at) for r in rows]
+
+    def delete_dataset_group(self, name: str) -> None:
+        group = self.get_dataset_group(name)
+        with self.session() as s, s.begin():
+            # Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite only honours
+            # with foreign keys switched on for the connection.
+            for model in (
+                t.Campaign,
+                t.InteractionRow,
+                t.ItemRow,
+                t.UserRow,
+                t.EventTracker,
+                t.ApiKey,
+                t.Connection,
+                t.WebhookDelivery,
+                t.DatasetSchema,
+            ):
+                s.execute(delete(model).where(model.dataset_group_id == group.id))
+            solution_ids = select(t.Solution.id).where(t.Solution.dataset_group_id == group.id)
+            s.execute(delete(t.SolutionVersion).where(t.SolutionVersion.solution_id.in_(solution_ids)))
+            s.execute(delete(t.Solution).where(t.Solution.dataset_group_id == group.id))
+            s.execute(delete(t.DatasetGroup).where(t.DatasetGroup.id == group.id))
+
+    # ----------------------------------------------------------------- schemas
+    def put_schema(self, dataset_group: str, dataset_type: str, schema: dict[str, Any]) -> None:
+        dataset_type = dataset_type.upper()
+        if dataset_type not in DATASET_TYPES:
+            raise InvalidInput(f"invalid dataset type {dataset_type!r}")
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s, s.begin():
+            existing = s.scalar(
+                select(t.DatasetSchema).where(
+                    t.DatasetSchema.dataset_group_id == group.id, t.DatasetSchema.dataset_type == dataset_type
+                )
+            )
+            if existing is None:
+                s.add(t.DatasetSchema(dataset_group_id=group.id, dataset_type=dataset_type, schema=schema))
+            else:
+                existing.schema = schema
+
+    def get_schema(self, dataset_group: str, dataset_type: str) -> dict[str, Any] | None:
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s:
+            return s.scalar(
+                select(t.DatasetSchema.schema).where(
+                    t.DatasetSchema.dataset_group_id == group.id,
+                    t.DatasetSchema.dataset_type == dataset_type.upper(),
+                )
+            )
+
+    # ----------------------------------------------------------------- ingest
+    def ingest(self, dataset_group: str, records: Iterable[Record], *, batch_size: int = 5000) -> dict[str, int]:
+        """Write records in one transaction: all of them land, or none do."""
+        group = self.get_dataset_group(dataset_group)
+        counts = {"interactions": 0, "items": 0, "users": 0, "erasures": 0}
+        interactions: list[dict[str, Any]] = []
+        items: dict[str, dict[str, Any]] = {}
+        users: dict[str, dict[str, Any]] = {}
+        with self.session() as s, s.begin():
+
+            def flush() -> None:
+                if interactions:
+                    s.execute(t.InteractionRow.__table__.insert(), interactions)
+                    interactions.clear()
+                if items:
+                    self._upsert(s, t.ItemRow, list(items.values()), ("dataset_group_id", "item_id"))
+                    items.clear()
+                if users:
+                    self._upsert(s, t.UserRow, list(users.values()), ("dataset_group_id", "user_id"))
+                    users.clear()
+
+            now = time.time()
+            for record in records:
+                if isinstance(record, Interaction):
+                    interactions.append(
+                        {
+                            "dataset_group_id": group.id,
+                            "user_id": record.user_id,
+                            "item_id": record.item_id,
+                            "event_type": record.event_type,
+                            "event_value": record.event_value,
+                            "timestamp": float(record.timestamp),
+                            "session_id": record.session_id,
+                            "event_id": record.event_id,
+                            "recommendation_id": record.recommendation_id,
+                            "impression": list(record.impression) or None,
+                            "context": record.context or None,
+                        }
+                    )
+                    counts["interactions"] += 1
+                elif isinstance(record, Item):
+                    items[record.item_id] = {
+                        "dataset_group_id": group.id,
+                        "item_id": record.item_id,
+                        "properties": record.properties,
+                        "creation_timestamp": record.creation_timestamp,
+                        "updated_at": now,
+                    }
+                    counts["items"] += 1
+                elif isinstance(record, User):
+                    users[record.user_id] = {
+                        "dataset_group_id": group.id,
+                        "user_id": record.user_id,
+                        "properties": record.properties,
+                        "updated_at": now,
+                    }
+                    counts["users"] += 1
+                elif isinstance(record, Erasure):
+                    flush()
+                    self._erase(s, group.id, record)
+                    counts["erasures"] += 1
+                else:
+                    raise InvalidInput(f"not a record: {type(record).__name__}")
+                if len(interactions) >= batch_size or len(items) >= batch_size or len(users) >= batch_size:
+                    flush()
+            flush()
+        return counts
+
+    def _upsert(self, s: Session, model: type[t.Base], rows: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        stmt = dialect.insert(model.__table__).values(rows)
+        updated = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+        s.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updated))
+
+    @staticmethod
+    def _erase(s: Session, group_id: int, erasure: Erasure) -> None:
+        if erasure.user_id is not None:
+            s.execute(
+                delete(t.InteractionRow).where(
+                    t.InteractionRow.dataset_group_id == group_id, t.InteractionRow.user_id == erasure.user_id
+                )
+            )
+            s.execute(
+                delete(t.UserRow).where(t.UserRow.dataset_group_id == group_id, t.UserRow.user_id == erasure.user_id)
+            )
+        if erasure.item_id is not None:
+            s.execute(
+                delete(t.ItemRow).where(t.ItemRow.dataset_group_id == group_id, t.ItemRow.item_id == erasure.item_id)
+            )
+
+    # ----------------------------------------------------------------- reads
+    def latest_events(self, dataset_group: str, user_id: str, limit: int = 500) -> list[Interaction]:
+        """The user's newest ``limit`` events, oldest first (the order a model folds them in)."""
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s:
+            rows = s.execute(
+                select(
+                    t.InteractionRow.item_id,
+                    t.InteractionRow.event_type,
+                    t.InteractionRow.event_value,
+                    t.InteractionRow.timestamp,
+                    t.InteractionRow.session_id,
+                    t.InteractionRow.recommendation_id,
+                )
+                .where(t.InteractionRow.dataset_group_id == group.id, t.InteractionRow.user_id == user_id)
+                .order_by(t.InteractionRow.timestamp.desc(), t.InteractionRow.id.desc())
+                .limit(limit)
+            ).all()
+        return [
+            Interaction(
+                user_id=user_id,
+                item_id=r.item_id,
+                event_type=r.event_type,
+                event_value=r.event_value,
+                timestamp=r.timestamp,
+                session_id=r.session_id,
+                recommendation_id=r.recommendation_id,
+            )
+            for r in reversed(rows)
+        ]
+
+    def interaction_arrays(self, dataset_group: str) -> InteractionArrays:
+        """Every interaction of the group as numpy columns, in timestamp order."""
+        group = self.get_dataset_group(dataset_group)
+        columns: dict[str, list[Any]] = {k: [] for k in ("u", "i", "e", "v", "ts", "sid")}
+        with self.session() as s:
+            result = s.execute(
+                select(
+                    t.InteractionRow.user_id,
+                    t.InteractionRow.item_id,
+                    t.InteractionRow.event_type,
+                    t.InteractionRow.event_value,
+                    t.InteractionRow.timestamp,
+                    t.InteractionRow.session_id,
+                )
+                .where(t.InteractionRow.dataset_group_id == group.id)
+                .order_by(t.InteractionRow.timestamp, t.InteractionRow.id)
+                .execution_options(yield_per=50_000)
+            )
+            for part in result.partitions():
+                for u, i, e, v, ts, sid in part:
+                    columns["u"].append(u)
+                    columns["i"].append(i)
+                    columns["e"].append(e)
+                    columns["v"].append(np.nan if v is None else v)
+                    columns["ts"].append(ts)
+                    columns["sid"].append(sid)
+        return InteractionArrays(
+            user_ids=np.array(columns["u"], dtype=object),
+            item_ids=np.array(columns["i"], dtype=object),
+            event_types=np.array(columns["e"], dtype=object),
+            event_values=np.array(columns["v"], dtype=np.float64),
+            timestamps=np.array(columns["ts"], dtype=np.float64),
+            session_ids=np.array(columns["sid"], dtype=object),
+        )
+
+    def count_interactions(self, dataset_group: str) -> int:
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s:
+            return s.scalar(
+                select(func.count()).select_from(t.InteractionRow).where(t.InteractionRow.dataset_group_id == group.id)
+            )
+
+    def items(self, dataset_group: str, item_ids: Iterable[str] | None = None) -> dict[str, Item]:
+        """Catalog entries by id: all of them, or just ``item_ids`` (unknown ids are left out)."""
+        group = self.get_dataset_group(dataset_group)
+        query = select(t.ItemRow).where(t.ItemRow.dataset_group_id == group.id)
+        if item_ids is not None:
+            wanted = list(dict.fromkeys(item_ids))
+            if not wanted:
+                return {}
+            query = query.where(t.ItemRow.item_id.in_(wanted))
+        with self.session() as s:
+            rows = s.scalars(query).all()
+        return {r.item_id: Item(r.item_id, dict(r.properties or {}), r.creation_timestamp) for r in rows}
+
+    def users(self, dataset_group: str, user_ids: Iterable[str] | None = None) -> dict[str, User]:
+        group = self.get_dataset_group(dataset_group)
+        query = select(t.UserRow).where(t.UserRow.dataset_group_id == group.id)
+        if user_ids is not None:
+            query = query.where(t.UserRow.user_id.in_(list(user_ids)))
+        with self.session() as s:
+            rows = s.scalars(query).all()
+        return {r.user_id: User(r.user_id, dict(r.properties or {})) for r in rows}
+
+    def events_with_recommendation(self, dataset_group: str, recommendation_id: str) -> list[Interaction]:
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s:
+            rows = s.scalars(
+                select(t.InteractionRow).where(
+                    t.InteractionRow.dataset_group_id == group.id,
+                    t.InteractionRow.recommendation_id == recommendation_id,
+                )
+            ).all()
+        return [
+            Interaction(
+                r.user_id,
+                r.item_id,
+                r.event_type,
+                r.timestamp,
+                r.event_value,
+                r.session_id,
+                r.event_id,
+                r.recommendation_id,
+            )
+            for r in rows
+        ]
+
+    # ----------------------------------------------------------------- event trackers
+    def create_event_tracker(self, dataset_group: str, name: str) -> str:
+        check_name(name, "event tracker")
+        group = self.get_dataset_group(dataset_group)
+        tracking_id = str(uuid.uuid4())
+        try:
+            with self.session() as s, s.begin():
+                s.add(t.EventTracker(dataset_group_id=group.id, name=name, tracking_id=tracking_id))
+        except IntegrityError as exc:
+            raise AlreadyExists(f"event tracker {name!r} already exists in {dataset_group!r}") from exc
+        return tracking_id
+
+    def dataset_group_for_tracking_id(self, tracking_id: str) -> str:
+        with self.session() as s:
+            name = s.scalar(
+                select(t.DatasetGroup.name)
+                .join(t.EventTracker, t.EventTracker.dataset_group_id == t.DatasetGroup.id)
+                .where(t.EventTracker.tracking_id == tracking_id)
+            )
+        if name is None:
+            raise NotFound(f"no event tracker with trackingId {tracking_id!r}")
+        return name
+
+    def event_trackers(self, dataset_group: str) -> dict[str, str]:
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s:
+            rows = s.execute(
+                select(t.EventTracker.name, t.EventTracker.tracking_id).where(
+                    t.EventTracker.dataset_group_id == group.id
+                )
+            ).all()
+        return {r.name: r.tracking_id for r in rows}
+
+    # ----------------------------------------------------------------- API keys
+    def create_api_key(
+        self, dataset_group: str, kind: str, allowed_origins: Iterable[str] = ()
+    ) -> tuple[str, ApiKeyInfo]:
+        """Create a key and return it in full; only its hash is stored, so it is shown once."""
+        if kind not in KEY_KINDS:
+            raise InvalidInput(f"invalid key kind {kind!r}: use public or secret")
+        group = self.get_dataset_group(dataset_group)
+        prefix = "pk" if kind == "public" else "sk"
+        key_id = f"{prefix}_{secrets.token_hex(8)}"
+        secret_part = secrets.token_urlsafe(24)
+        origins = tuple(o.rstrip("/") for o in allowed_origins)
+        with self.session() as s, s.begin():
+            s.add(
+                t.ApiKey(
+                    dataset_group_id=group.id,
+                    key_id=key_id,
+                    kind=kind,
+                    key_hash=_hash_key(secret_part),
+                    allowed_origins=list(origins),
+                )
+            )
+        return f"{key_id}.{secret_part}", ApiKeyInfo(key_id, dataset_group, kind, origins)
+
+    def authenticate_key(self, key: str) -> ApiKeyInfo:
+        key_id, _, secret_part = key.partition(".")
+        with self.session() as s:
+            row = s.execute(
+                select(t.ApiKey, t.DatasetGroup.name)
+                .join(t.DatasetGroup, t.DatasetGroup.id == t.ApiKey.dataset_group_id)
+                .where(t.ApiKey.key_id == key_id)
+            ).first()
+        expected = row[0].key_hash if row else _hash_key("no such key")
+        if not hmac.compare_digest(expected, _hash_key(secret_part)) or row is None or row[0].revoked:
+            raise Unauthorized("invalid API key")
+        api_key, group_name = row
+        return ApiKeyInfo(api_key.key_id, group_name, api_key.kind, tuple(api_key.allowed_origins or ()))
+
+    # ----------------------------------------------------------------- platform connections
+    def connect(self, dataset_group: str, platform: str, secret: str, config: dict[str, Any] | None = None) -> None:
+        """Create or replace the dataset group's connection to ``platform``."""
+        if not secret:
+            raise InvalidInput("a connection needs a non-empty secret")
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s, s.begin():
+            row = s.scalar(
+                select(t.Connection).where(t.Connection.dataset_group_id == group.id, t.Connection.platform == platform)
+            )
+            if row is None:
+                s.add(t.Connection(dataset_group_id=group.id, platform=platform, secret=secret, config=config or {}))
+            else:
+                row.secret = secret
+                row.config = config or {}
+
+    def connection(self, dataset_group: str, platform: str) -> tuple[str, dict[str, Any]]:
+        """The (secret, config) of a connection; NotFound when the store never connected."""
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s:
+            row = s.scalar(
+                select(t.Connection).where(t.Connection.dataset_group_id == group.id, t.Connection.platform == platform)
+            )
+        if row is None:
+            raise NotFound(f"dataset group {dataset_group!r} has no {platform} connection")
+        return row.secret, dict(row.config or {})
+
+    # ----------------------------------------------------------------- webhook deliveries
+    def record_delivery(
+        self, dataset_group: str, platform: str, topic: str | None, headers: dict[str, str], body: bytes
+    ) -> int:
+        """Durably store a raw delivery; returns its id. Called before anything else is done."""
+        group = self.get_dataset_group(dataset_group)
+        row = t.WebhookDelivery(
+            dataset_group_id=group.id, platform=platform, topic=topic, headers=headers, body=body, status="received"
+        )
+        with self.session() as s, s.begin():
+            s.add(row)
+        return row.id
+
+    def claim_delivery(self, delivery_id: int, dedupe_key: str) -> bool:
+        """Attach the platform's delivery id; False when another delivery already holds it.
+
+        The database's unique constraint decides, so concurrent retries cannot both win.
+        """
+        try:
+            with self.session() as s, s.begin():
+                s.execute(
+                    update(t.WebhookDelivery)
+                    .where(t.WebhookDelivery.id == delivery_id)
+                    .values(dedupe_key=dedupe_key[:256])
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def mark_delivery(self, delivery_id: int, status: str, *, error: str | None = None, records: int = 0) -> None:
+        with self.session() as s, s.begin():
+            s.execute(
+                update(t.WebhookDelivery)
+                .where(t.WebhookDelivery.id == delivery_id)
+                .values(status=status, error=error, records=records, processed_at=time.time())
+            )
+
+    def deliveries(
+        self, dataset_group: str | None = None, *, status: str | None = None, ids: Iterable[int] | None = None
+    ) -> list[DeliveryInfo]:
+        query = select(t.WebhookDelivery, t.DatasetGroup.name).join(
+            t.DatasetGroup, t.DatasetGroup.id == t.WebhookDelivery.dataset_group_id
+        )
+        if dataset_group is not None:
+            query = query.where(t.DatasetGroup.name == dataset_group)
+        if status is not None:
+            query = query.where(t.WebhookDelivery.status == status)
+        if ids is not None:
+            query = query.where(t.WebhookDelivery.id.in_(list(ids)))
+        with self.session() as s:
+            rows = s.execute(query.order_by(t.WebhookDelivery.id)).all()
+        return [
+            DeliveryInfo(
+                d.id,
+                name,
+                d.platform,
+                d.topic,
+                dict(d.headers),
+                bytes(d.body),
+                d.status,
+                d.dedupe_key,
+                d.error,
+                d.records,
+                d.received_at,
+            )
+            for d, name in rows
+        ]
+
+    # ----------------------------------------------------------------- solutions
+    def create_solution(self, dataset_group: str, name: str, recipe: str, config: dict[str, Any]) -> SolutionInfo:
+        check_name(name, "solution")
+        group = self.get_dataset_group(dataset_group)
+        row = t.Solution(dataset_group_id=group.id, name=name, recipe=recipe, config=config)
+        try:
+            with self.session() as s, s.begin():
+                s.add(row)
+        except IntegrityError as exc:
+            raise AlreadyExists(f"solution {name!r} already exists in {dataset_group!r}") from exc
+        return SolutionInfo(row.id, dataset_group, name, recipe, dict(config))
+
+    def get_solution(self, dataset_group: str, name: str) -> SolutionInfo:
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s:
+            row = s.scalar(select(t.Solution).where(t.Solution.dataset_group_id == group.id, t.Solution.name == name))
+        if row is None:
+            raise NotFound(f"solution {name!r} does not exist in {dataset_group!r}")
+        return SolutionInfo(row.id, dataset_group, row.name, row.recipe, dict(row.config or {}))
+
+    def add_solution_version(
+        self,
+        solution: SolutionInfo,
+        *,
+        training_mode: str,
+        artifact_path: str,
+        num_interactions: int,
+        training_seconds: float,
+        metrics: dict[str, Any] | None = None,
+        version_id: str | None = None,
+    ) -> SolutionVersionInfo:
+        version_id = version_id or f"sv-{uuid.uuid4().hex[:16]}"
+        row = t.SolutionVersion(
+            id=version_id,
+            solution_id=solution.id,
+            training_mode=training_mode.upper(),
+            status="ACTIVE",
+            artifact_path=artifact_path,
+            metrics=metrics or {},
+            num_interactions=num_interactions,
+            training_seconds=training_seconds,
+        )
+        with self.session() as s, s.begin():
+            s.add(row)
+        return self.get_solution_version(version_id)
+
+    def get_solution_version(self, version_id: str) -> SolutionVersionInfo:
+        with self.session() as s:
+            row = s.execute(
+                select(t.SolutionVersion, t.Solution, t.DatasetGroup.name)
+                .join(t.Solution, t.Solution.id == t.SolutionVersion.solution_id)
+                .join(t.DatasetGroup, t.DatasetGroup.id == t.Solution.dataset_group_id)
+                .where(t.SolutionVersion.id == version_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"solution version {version_id!r} does not exist")
+        v, sol, group_name = row
+        return SolutionVersionInfo(
+            v.id,
+            sol.name,
+            group_name,
+            sol.recipe,
+            v.training_mode,
+            v.status,
+            v.artifact_path,
+            dict(v.metrics or {}),
+            v.num_interactions,
+            v.training_seconds,
+            v.created_at,
+        )
+
+    def latest_solution_version(self, dataset_group: str, solution: str) -> SolutionVersionInfo | None:
+        info = self.get_solution(dataset_group, solution)
+        with self.session() as s:
+            version_id = s.scalar(
+                select(t.SolutionVersion.id)
+                .where(t.SolutionVersion.solution_id == info.id)
+                .order_by(t.SolutionVersion.created_at.desc())
+                .limit(1)
+            )
+        return self.get_solution_version(version_id) if version_id else None
+
+    # ----------------------------------------------------------------- campaigns
+    def create_campaign(
+        self, name: str, solution_version_id: str, config: dict[str, Any] | None = None, *, replace: bool = False
+    ) -> CampaignInfo:
+        """Deploy a solution version under ``name`` in its own dataset group.
+
+        ``replace`` points an existing campaign at the new version (Personalize's UpdateCampaign):
+        servers notice the change on their next request for it, so no request is dropped.
+        """
+        check_name(name, "campaign")
+        version = self.get_solution_version(solution_version_id)
+        group = self.get_dataset_group(version.dataset_group)
+        with self.session() as s, s.begin():
+            row = s.scalar(select(t.Campaign).where(t.Campaign.dataset_group_id == group.id, t.Campaign.name == name))
+            if row is not None and not replace:
+                raise AlreadyExists(f"campaign {name!r} already exists in {group.name!r}")
+            if row is None:
+                s.add(
+                    t.Campaign(
+                        dataset_group_id=group.id, name=name, solution_version_id=version.id, config=config or {}
+                    )
+                )
+            else:
+                row.solution_version_id = version.id
+                row.config = config if config is not None else row.config
+                row.updated_at = time.time()
+        return self.get_campaign(group.name, name)
+
+    def get_campaign(self, dataset_group: str, name: str) -> CampaignInfo:
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s:
+            row = s.execute(
+                select(t.Campaign, t.SolutionVersion.artifact_path, t.Solution.recipe)
+                .join(t.SolutionVersion, t.SolutionVersion.id == t.Campaign.solution_version_id)
+                .join(t.Solution, t.Solution.id == t.SolutionVersion.solution_id)
+                .where(t.Campaign.dataset_group_id == group.id, t.Campaign.name == name)
+            ).first()
+        if row is None:
+            raise NotFound(f"campaign {name!r} does not exist in {dataset_group!r}")
+        c, artifact_path, recipe = row
+        return CampaignInfo(
+            c.name, dataset_group, c.solution_version_id, recipe, artifact_path, dict(c.config or {}), c.updated_at
+        )
+
+    def list_campaigns(self, dataset_group: str) -> list[CampaignInfo]:
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s:
+            names = s.scalars(
+                select(t.Campaign.name).where(t.Campaign.dataset_group_id == group.id).order_by(t.Campaign.name)
+            ).all()
+        return [self.get_campaign(dataset_group, n) for n in names]

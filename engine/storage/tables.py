@@ -1,0 +1,190 @@
+"""SQLAlchemy 2 table models. Every tenant-owned row carries its dataset group."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for event tables.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class DatasetGroup(Base):
+    __tablename__ = "dataset_groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    domain: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class DatasetSchema(Base):
+    """The Avro-style schema of one dataset (INTERACTIONS, ITEMS or USERS) of a dataset group."""
+
+    __tablename__ = "dataset_schemas"
+    __table_args__ = (UniqueConstraint("dataset_group_id", "dataset_type"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))
+    dataset_type: Mapped[str] = mapped_column(String(16))
+    schema: Mapped[dict] = mapped_column(JSON)
+
+
+class ItemRow(Base):
+    __tablename__ = "items"
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    properties: Mapped[dict] = mapped_column(JSON, default=dict)
+    creation_timestamp: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    properties: Mapped[dict] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class InteractionRow(Base):
+    __tablename__ = "interactions"
+    __table_args__ = (
+        # Every request reads one user's latest events: this index makes that a bounded range scan.
+        Index("ix_interactions_user_time", "dataset_group_id", "user_id", "timestamp"),
+        Index("ix_interactions_session", "dataset_group_id", "session_id"),
+        Index("ix_interactions_item", "dataset_group_id", "item_id"),
+    )
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(256))
+    item_id: Mapped[str] = mapped_column(String(256))
+    event_type: Mapped[str] = mapped_column(String(256))
+    event_value: Mapped[float | None] = mapped_column(Float)
+    timestamp: Mapped[float] = mapped_column(Float)
+    session_id: Mapped[str | None] = mapped_column(String(256))
+    event_id: Mapped[str | None] = mapped_column(String(256))
+    recommendation_id: Mapped[str | None] = mapped_column(String(64))
+    impression: Mapped[list | None] = mapped_column(JSON)
+    context: Mapped[dict | None] = mapped_column(JSON)
+
+
+class EventTracker(Base):
+    __tablename__ = "event_trackers"
+    __table_args__ = (UniqueConstraint("dataset_group_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    tracking_id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class ApiKey(Base):
+    """An API key. Only a hash of the secret part is kept; the key is shown once at creation."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))
+    key_id: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "public" (read + events) or "secret" (everything)
+    key_hash: Mapped[str] = mapped_column(String(128))
+    allowed_origins: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Connection(Base):
+    """A platform connection (Shopify store, WooCommerce site, ...) with its webhook secret."""
+
+    __tablename__ = "connections"
+    __table_args__ = (UniqueConstraint("dataset_group_id", "platform"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(32))
+    secret: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class WebhookDelivery(Base):
+    """Every raw delivery, stored before it is trusted or acknowledged.
+
+    ``dedupe_key`` is set only after the signature checks out, so a forged request can never
+    claim a genuine delivery's id; the unique constraint then drops platform retries.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("dataset_group_id", "platform", "dedupe_key", name="uq_delivery_dedupe"),
+        Index("ix_deliveries_status", "dataset_group_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(32))
+    topic: Mapped[str | None] = mapped_column(String(128))
+    headers: Mapped[dict] = mapped_column(JSON)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[float] = mapped_column(Float, default=_now)
+    # received → rejected | duplicate | processed | failed
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    dedupe_key: Mapped[str | None] = mapped_column(String(256))
+    error: Mapped[str | None] = mapped_column(Text)
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    processed_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Solution(Base):
+    __tablename__ = "solutions"
+    __table_args__ = (UniqueConstraint("dataset_group_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    recipe: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class SolutionVersion(Base):
+    __tablename__ = "solution_versions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    solution_id: Mapped[int] = mapped_column(ForeignKey("solutions.id", ondelete="CASCADE"))
+    training_mode: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    artifact_path: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    num_interactions: Mapped[int] = mapped_column(BigInteger, default=0)
+    training_seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("dataset_group_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    solution_version_id: Mapped[str] = mapped_column(ForeignKey("solution_versions.id"))
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    updated_at: Mapped[float] = mapped_column(Float, default=_now)
