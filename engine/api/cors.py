@@ -18,7 +18,10 @@ def enable_cors(bp: Blueprint) -> None:
         if origin is None:
             return response
         key = g.get("api_key")
-        if request.method == "OPTIONS" or (key is not None and origin_allowed(key, origin)):
+        # A missing or bad key (401) reveals nothing, so the page may read why it was refused;
+        # a key used from a foreign origin (403) gets no CORS headers: that is the refusal.
+        readable = request.method == "OPTIONS" or response.status_code == 401
+        if readable or (key is not None and origin_allowed(key, origin)):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
             response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Api-Key"

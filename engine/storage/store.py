@@ -219,8 +219,20 @@ class Store:
             )
 
     # ----------------------------------------------------------------- ingest
-    def ingest(self, dataset_group: str, records: Iterable[Record], *, batch_size: int = 5000) -> dict[str, int]:
-        """Write records in one transaction: all of them land, or none do."""
+    def ingest(
+        self,
+        dataset_group: str,
+        records: Iterable[Record],
+        *,
+        batch_size: int = 5000,
+        processed_delivery: int | None = None,
+    ) -> dict[str, int]:
+        """Write records in one transaction: all of them land, or none do.
+
+        ``processed_delivery`` marks that webhook delivery processed in the same transaction, so a
+        crash can never leave a delivery ingested but not marked (and ingested again on replay).
+        Interactions whose ``event_id`` is already stored are skipped.
+        """
         group = self.get_dataset_group(dataset_group)
         counts = {"interactions": 0, "items": 0, "users": 0, "erasures": 0}
         interactions: list[dict[str, Any]] = []
@@ -230,7 +242,7 @@ class Store:
 
             def flush() -> None:
                 if interactions:
-                    s.execute(t.InteractionRow.__table__.insert(), interactions)
+                    s.execute(self._insert_new_events(), interactions)
                     interactions.clear()
                 if items:
                     self._upsert(s, t.ItemRow, list(items.values()), ("dataset_group_id", "item_id"))
@@ -284,7 +296,19 @@ class Store:
                 if len(interactions) >= batch_size or len(items) >= batch_size or len(users) >= batch_size:
                     flush()
             flush()
+            if processed_delivery is not None:
+                s.execute(
+                    update(t.WebhookDelivery)
+                    .where(t.WebhookDelivery.id == processed_delivery)
+                    .values(status="processed", error=None, records=sum(counts.values()), processed_at=time.time())
+                )
         return counts
+
+    def _insert_new_events(self):
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        return dialect.insert(t.InteractionRow.__table__).on_conflict_do_nothing(
+            index_elements=["dataset_group_id", "event_id"], index_where=t.InteractionRow.event_id.isnot(None)
+        )
 
     def _upsert(self, s: Session, model: type[t.Base], rows: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
         dialect = postgresql if self._dialect == "postgresql" else sqlite

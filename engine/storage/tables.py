@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -75,6 +76,16 @@ class InteractionRow(Base):
         Index("ix_interactions_user_time", "dataset_group_id", "user_id", "timestamp"),
         Index("ix_interactions_session", "dataset_group_id", "session_id"),
         Index("ix_interactions_item", "dataset_group_id", "item_id"),
+        # An event sent twice (a platform retry, orders/create then orders/paid, a PutEvents retry)
+        # is stored once: Personalize likewise ignores later events with the same eventId.
+        Index(
+            "uq_interactions_event_id",
+            "dataset_group_id",
+            "event_id",
+            unique=True,
+            sqlite_where=text("event_id IS NOT NULL"),
+            postgresql_where=text("event_id IS NOT NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))

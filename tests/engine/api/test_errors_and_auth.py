@@ -120,3 +120,14 @@ def test_a_preflight_is_answered(shop):
 def test_unknown_routes_answer_in_the_error_shape(shop):
     r = requests.get(shop.url + "/v1/nothing-here", timeout=5)
     assert r.status_code == 404 and error_of(r)["code"] == "NotFound"
+
+
+def test_a_page_can_read_why_its_key_was_refused(shop):
+    r = shop.post(
+        "/v1/recommendations",
+        {"campaign": "best-sellers"},
+        key="pk_0000.nope",
+        headers={"Origin": "https://anywhere.example"},
+    )
+    assert r.status_code == 401
+    assert r.headers["Access-Control-Allow-Origin"] == "https://anywhere.example"

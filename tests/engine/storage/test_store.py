@@ -136,3 +136,28 @@ def test_deleting_a_dataset_group_removes_everything_it_owns(store):
     store.delete_dataset_group("g")
     with pytest.raises(NotFound):
         store.get_dataset_group("g")
+
+
+def test_an_event_id_is_stored_once(store):
+    store.create_dataset_group("g")
+    store.ingest("g", [Interaction("u1", "p1", "purchase", 1.0, event_id="order-1:line-1")])
+    store.ingest(
+        "g",
+        [
+            Interaction("u1", "p1", "purchase", 2.0, event_id="order-1:line-1"),
+            Interaction("u1", "p2", "view", 3.0),
+            Interaction("u1", "p2", "view", 4.0),
+        ],
+    )
+    assert [e.timestamp for e in store.latest_events("g", "u1")] == [1.0, 3.0, 4.0]
+
+
+def test_ingest_can_mark_a_delivery_processed_in_the_same_transaction(store):
+    store.create_dataset_group("g")
+    delivery = store.record_delivery("g", "shopify", "orders/create", {}, b"{}")
+    with pytest.raises(InvalidInput):
+        store.ingest("g", [Interaction("u1", "p1", "view", 1.0), "junk"], processed_delivery=delivery)
+    assert store.deliveries("g")[0].status == "received"
+    store.ingest("g", [Interaction("u1", "p1", "view", 1.0)], processed_delivery=delivery)
+    [info] = store.deliveries("g")
+    assert info.status == "processed" and info.records == 1

@@ -1,0 +1,91 @@
+"""The demo storefront's server-rendered pages, without a browser: markup, escaping, the widget contract."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from engine.api import create_app
+from engine.records import Item
+from engine.storage import Store
+
+DEMO = {
+    "dataset_group": "pages",
+    "public_key": "pk_demo.secretish",
+    "tracking_id": "tracker-1",
+    "shopper_id": "shopper-7",
+    "currency": "USD",
+    "campaigns": {
+        "recommended_for_you": "recommended-for-you",
+        "also_bought": "customers-also-bought",
+        "best_sellers": "best-sellers",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pages")
+    store = Store(f"sqlite:///{tmp}/pages.db")
+    store.create_dataset_group("pages")
+    store.ingest("pages", [
+        Item("lamp", {"TITLE": "Desk Lamp", "CATEGORY_L1": "Home", "CATEGORY_L2": "Lighting", "PRICE": 1234.5,
+                      "STOCK": 3, "PRODUCT_DESCRIPTION": "Warm light."}),
+        Item("evil", {"TITLE": '<script>alert("x")</script>', "CATEGORY_L1": "Home", "PRICE": 5, "STOCK": 0}),
+        Item("bare", {}),
+    ])
+    app = create_app(store=store, database_url=store.database_url, extra={"demo": DEMO})
+    yield app.test_client()
+    store.close()
+
+
+def widgets(html: str) -> list[dict[str, str]]:
+    tags = re.findall(r"<div data-shelfwise-widget[^>]*>", html)
+    return [dict(re.findall(r'(data-[\w-]+)="([^"]*)"', tag)) for tag in tags]
+
+
+def test_home_lists_products_and_places_two_widgets(client):
+    response = client.get("/demo/")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Shelfwise" in html and "Demo Store" in html
+    assert "You are shopping as <strong>shopper-7</strong>" in html
+    assert 'href="/demo/products/lamp"' in html and "$1,234.50" in html
+    assert [w["data-recommender"] for w in widgets(html)] == ["recommended-for-you", "best-sellers"]
+    assert all(w["data-product-url"] == "/demo/products/{itemId}" for w in widgets(html))
+
+
+def test_product_page_places_both_carousels_and_the_script_tag(client):
+    html = client.get("/demo/products/lamp").get_data(as_text=True)
+    assert "<h1>Desk Lamp</h1>" in html and "In stock: 3" in html and "Warm light." in html
+    found = widgets(html)
+    assert [w["data-recommender"] for w in found] == ["recommended-for-you", "customers-also-bought"]
+    assert "data-item-id" not in found[0]
+    assert found[1]["data-item-id"] == "lamp"
+    assert {w["data-layout"] for w in found} == {"carousel"}
+    script = re.search(r"<script src=\"/widget.js\"[^>]*>", html)
+    assert script, "without an endpoint in the config the widget comes from this server"
+    tag = script.group(0)
+    assert 'data-shelfwise-key="pk_demo.secretish"' in tag
+    assert 'data-shelfwise-tracking-id="tracker-1"' in tag
+    assert 'data-shelfwise-user-id="shopper-7"' in tag
+    assert "data-shelfwise-endpoint" not in tag
+
+
+def test_catalog_text_is_escaped(client):
+    for path in ("/demo/", "/demo/products/evil"):
+        html = client.get(path).get_data(as_text=True)
+        assert '<script>alert("x")</script>' not in html
+        assert "&lt;script&gt;alert(" in html
+    assert "Out of stock" in client.get("/demo/products/evil").get_data(as_text=True)
+
+
+def test_a_product_without_properties_still_renders(client):
+    response = client.get("/demo/products/bare")
+    assert response.status_code == 200
+    assert "<h1>bare</h1>" in response.get_data(as_text=True)
+
+
+def test_unknown_product_is_404(client):
+    assert client.get("/demo/products/nope").status_code == 404
