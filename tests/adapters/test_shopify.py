@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract import AdapterContract
 
 from adapters.base import Delivery, PayloadError, SignatureError
 from adapters.shopify import ShopifyAdapter, sign
 from engine.records import PURCHASE, Interaction, User
+from tests.adapters.contract import AdapterContract
 
 PAYLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "payloads"
 ORDER_FILE = PAYLOADS / "shopify_orders_create.json"
