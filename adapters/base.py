@@ -78,6 +78,12 @@ class PlatformClient(ABC):
 class Adapter(ABC):
     platform: ClassVar[str]
 
+    @classmethod
+    def from_connection(cls, config: dict[str, Any]) -> Adapter:
+        """Build the adapter for one store's connection (its non-secret settings: shop domain,
+        API credentials for platforms whose webhooks must be completed through their API)."""
+        return cls()
+
     @abstractmethod
     def verify(self, delivery: Delivery, secret: str) -> None:
         """Raise :class:`SignatureError` unless the delivery is signed with ``secret``."""

@@ -99,13 +99,12 @@ def process_delivery(store: Store, delivery_id: int) -> Outcome:
         error = f"no adapter for platform {info.platform!r}"
         store.mark_delivery(delivery_id, FAILED, error=error)
         return Outcome(delivery_id, FAILED, error=error)
-    adapter = adapter_class()
     delivery = Delivery.of(info.body, info.headers)
 
     # Verify before anything reads the body: a forged request must not even claim a delivery id
     # (tables.WebhookDelivery: the dedupe key is set only after the signature checks out).
     try:
-        secret, _config = store.connection(info.dataset_group, info.platform)
+        secret, config = store.connection(info.dataset_group, info.platform)
     except NotFound:
         error = (
             f"this store is not connected: dataset group {info.dataset_group!r} has no {info.platform} "
@@ -114,6 +113,7 @@ def process_delivery(store: Store, delivery_id: int) -> Outcome:
         )
         store.mark_delivery(delivery_id, REJECTED, error=error)
         return Outcome(delivery_id, REJECTED, error=error, error_code=NOT_CONNECTED, http_status=401)
+    adapter = adapter_class.from_connection(config)
     try:
         adapter.verify(delivery, secret)
     except SignatureError as exc:
