@@ -62,4 +62,16 @@ class Erasure:
     item_id: str | None = None
 
 
-Record = Interaction | Item | User | Erasure
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """An anonymous shopper became known: their events so far now belong to ``user_id``.
+
+    Sent when a visitor logs in or checks out (Segment's alias/identify, a storefront login), so
+    what they did before counts for the known shopper, in training and in real time.
+    """
+
+    anonymous_id: str
+    user_id: str
+
+
+Record = Interaction | Item | User | Erasure | Alias

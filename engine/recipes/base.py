@@ -130,7 +130,8 @@ class Recipe(ABC):
     """Base of every recipe. Subclasses set ``name`` and a marshmallow ``Hyperparameters`` schema."""
 
     name: ClassVar[str]
-    #: What requests the recipe answers: "USER_PERSONALIZATION", "RELATED_ITEMS", "POPULAR_ITEMS", ...
+    #: What requests the recipe answers: "USER_PERSONALIZATION", "PERSONALIZED_RANKING",
+    #: "RELATED_ITEMS", "POPULAR_ITEMS" or "USER_SEGMENTATION" (Personalize's recipe types).
     recipe_type: ClassVar[str]
     Hyperparameters: ClassVar[type[Schema]]
 
@@ -154,6 +155,12 @@ class Recipe(ABC):
     @abstractmethod
     def recommend(self, query: Query) -> Ranked:
         """Rank items for the query; unknown ids take the cold-start path, never an exception."""
+
+    def recommend_users(self, item_ids: Sequence[str], num_results: int) -> Ranked:
+        """User segments (item-affinity recipes): the users most likely to interact with these
+        items, best first, as a :class:`Ranked` of user ids. Only ``USER_SEGMENTATION`` recipes
+        answer it."""
+        raise InvalidInput(f"recipe {self.name!r} does not produce user segments")
 
     @abstractmethod
     def _arrays(self) -> dict[str, np.ndarray]:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import AlreadyExists, InvalidInput, NotFound, Unauthorized
-from engine.records import Erasure, Interaction, Item, Record, User
+from engine.records import Alias, Erasure, Interaction, Item, Record, User
 from engine.storage import tables as t
 from engine.storage.db import make_engine
 
@@ -234,7 +234,7 @@ class Store:
         Interactions whose ``event_id`` is already stored are skipped.
         """
         group = self.get_dataset_group(dataset_group)
-        counts = {"interactions": 0, "items": 0, "users": 0, "erasures": 0}
+        counts = {"interactions": 0, "items": 0, "users": 0, "erasures": 0, "aliases": 0}
         interactions: list[dict[str, Any]] = []
         items: dict[str, dict[str, Any]] = {}
         users: dict[str, dict[str, Any]] = {}
@@ -291,6 +291,10 @@ class Store:
                     flush()
                     self._erase(s, group.id, record)
                     counts["erasures"] += 1
+                elif isinstance(record, Alias):
+                    flush()
+                    self._alias(s, group.id, record)
+                    counts["aliases"] += 1
                 else:
                     raise InvalidInput(f"not a record: {type(record).__name__}")
                 if len(interactions) >= batch_size or len(items) >= batch_size or len(users) >= batch_size:
@@ -315,6 +319,16 @@ class Store:
         stmt = dialect.insert(model.__table__).values(rows)
         updated = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
         s.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updated))
+
+    @staticmethod
+    def _alias(s: Session, group_id: int, alias: Alias) -> None:
+        if alias.anonymous_id == alias.user_id:
+            return
+        s.execute(
+            update(t.InteractionRow)
+            .where(t.InteractionRow.dataset_group_id == group_id, t.InteractionRow.user_id == alias.anonymous_id)
+            .values(user_id=alias.user_id)
+        )
 
     @staticmethod
     def _erase(s: Session, group_id: int, erasure: Erasure) -> None:

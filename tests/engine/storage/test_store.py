@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from engine.errors import AlreadyExists, InvalidInput, NotFound, Unauthorized
-from engine.records import Erasure, Interaction, Item, User
+from engine.records import Alias, Erasure, Interaction, Item, User
 
 
 def test_dataset_groups_are_created_listed_and_unique(store):
@@ -161,3 +161,12 @@ def test_ingest_can_mark_a_delivery_processed_in_the_same_transaction(store):
     store.ingest("g", [Interaction("u1", "p1", "view", 1.0)], processed_delivery=delivery)
     [info] = store.deliveries("g")
     assert info.status == "processed" and info.records == 1
+
+
+def test_an_alias_hands_the_anonymous_shoppers_events_to_the_known_user(store):
+    store.create_dataset_group("g")
+    store.ingest("g", [Interaction("anon-7", "p1", "view", 1.0), Interaction("u1", "p2", "purchase", 2.0)])
+    counts = store.ingest("g", [Alias(anonymous_id="anon-7", user_id="u1")])
+    assert counts["aliases"] == 1
+    assert [e.item_id for e in store.latest_events("g", "u1")] == ["p1", "p2"]
+    assert store.latest_events("g", "anon-7") == []
