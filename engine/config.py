@@ -21,6 +21,16 @@ class Settings:
     max_body_bytes: int = 1_000_000
     #: How many of a user's latest events a request folds in.
     live_history_limit: int = 500
+    #: Master key (Fernet, urlsafe base64) that encrypts stored SigV4 secrets. When empty, a key
+    #: file is used: ``master_key_file``, created with mode 0600 on first use.
+    master_key: str = ""
+    #: Default: ``shelfwise-master.key`` beside the artifact directory.
+    master_key_file: str = ""
+    #: AWS region and account that this server's ARNs name (Personalize-compatible API).
+    aws_region: str = "us-east-1"
+    aws_account: str = "000000000000"
+    #: Allowed clock skew for signed requests, in seconds (AWS allows 15 minutes).
+    max_clock_skew_seconds: int = 900
     #: Extra settings for tests and embedding.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -31,6 +41,11 @@ class Settings:
             db_path = Path(self.database_url.removeprefix("sqlite:///"))
             return db_path.parent / f"{db_path.stem}-artifacts"
         return Path("shelfwise-artifacts")
+
+    def resolved_master_key_file(self) -> Path:
+        if self.master_key_file:
+            return Path(self.master_key_file)
+        return self.resolved_artifact_dir().parent / "shelfwise-master.key"
 
 
 _ENV_PREFIX = "SHELFWISE_"

@@ -765,3 +765,28 @@ def _minimum_warnings(
         if n < MIN_USERS:
             warnings.append(f"{prefix} {n:,} users (at least {MIN_USERS} suggested)")
     return warnings
+
+
+def convert_properties(schema: dict[str, Any], dataset_type: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """Type one record's properties by the dataset's schema, as the CSV importer types cells.
+
+    Used by PutItems/PutUsers: keys are the schema's upper-case field names; a field the schema
+    does not know, or a value that does not fit its field, is refused with the field's name.
+    """
+    kind = _kind(dataset_type)
+    fields = {f.key: f for f in _parse_schema(schema, kind)}
+    out: dict[str, Any] = {}
+    for key, value in properties.items():
+        field = fields.get(key)
+        if field is None:
+            raise InvalidInput(f"{key} is not a field of the {kind} schema ({', '.join(sorted(fields))})")
+        if value is None or value == "":
+            if not field.nullable:
+                raise InvalidInput(f"{key} may not be empty")
+            continue
+        cell = json.dumps(value) if isinstance(value, bool) else str(value)
+        try:
+            out[key] = _converter(field)(cell)
+        except _CellError as exc:
+            raise InvalidInput(f"{key}: {exc}") from None
+    return out

@@ -37,12 +37,16 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
     app.extensions[SERVICE_KEY] = CampaignService(store, live_history_limit=settings.live_history_limit)
 
     from engine.api import demo, errors, events, recommendations, widget
+    from engine.api.personalize import events as personalize_events
+    from engine.api.personalize import runtime as personalize_runtime
 
     errors.init_app(app)
     app.register_blueprint(recommendations.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(widget.bp)
     app.register_blueprint(demo.bp)
+    app.register_blueprint(personalize_runtime.bp)
+    app.register_blueprint(personalize_events.bp)
     for plugin in entry_points(group="shelfwise.blueprints"):
         plugin.load()(app)
         log.debug("registered blueprint plugin %s", plugin.name)

@@ -50,9 +50,9 @@ class Cli:
 
 
 def arn(settings: Settings, resource: str) -> str:
-    region = settings.extra.get("aws_region", "us-east-1")
-    account = settings.extra.get("aws_account", "000000000000")
-    return f"arn:aws:personalize:{region}:{account}:{resource}"
+    from engine.arns import make_arn
+
+    return make_arn(settings, resource)
 
 
 def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:

@@ -44,15 +44,25 @@ def import_data(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def keys_create(args: argparse.Namespace, settings: Settings) -> None:
+    from engine.crypto import master_cipher
+    from engine.storage.access_keys import create_access_key
+
     store = open_store(settings)
-    kinds = ("public", "secret") if args.kind == "both" else (args.kind,)
+    kinds = {"all": ("public", "secret", "aws"), "both": ("public", "secret")}.get(args.kind, (args.kind,))
+    store.get_dataset_group(args.dataset_group)
     created = {}
     for kind in kinds:
+        if kind == "aws":
+            # For the Personalize-compatible API: boto3 signs with these (SigV4).
+            pair = create_access_key(store, args.dataset_group, master_cipher(settings))
+            created["accessKeyId"] = pair.access_key_id
+            created["secretAccessKey"] = pair.secret_access_key
+            continue
         key, info = store.create_api_key(args.dataset_group, kind, args.origin or ())
         created[f"{kind}Key"] = key
         if kind == "public":
             created["allowedOrigins"] = list(info.allowed_origins)
-    lines = [f"{k}: {v}" for k, v in created.items() if k.endswith("Key")]
+    lines = [f"{k}: {v}" for k, v in created.items() if k != "allowedOrigins"]
     emit(
         args,
         {"datasetGroup": args.dataset_group, **created},
@@ -104,7 +114,13 @@ def register(cli: Cli) -> None:
 
     c = cli.action("keys", "create", keys_create, "create API keys (shown once)", "API keys")
     c.add_argument("--dataset-group", required=True)
-    c.add_argument("--kind", choices=["public", "secret", "both"], default="both")
+    c.add_argument(
+        "--kind",
+        choices=["public", "secret", "aws", "both", "all"],
+        default="all",
+        help="public (widgets), secret (the /v1 API), aws (accessKeyId/secretAccessKey for the "
+        "Personalize-compatible API), both (public and secret), all (default)",
+    )
     c.add_argument("--origin", action="append", help="a storefront origin the public key may be used from")
 
     c = cli.action(

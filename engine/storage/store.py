@@ -175,6 +175,7 @@ class Store:
             # Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite only honours
             # with foreign keys switched on for the connection.
             for model in (
+                t.AccessKey,
                 t.Campaign,
                 t.InteractionRow,
                 t.ItemRow,

@@ -199,3 +199,19 @@ class Campaign(Base):
     config: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     updated_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class AccessKey(Base):
+    """An AWS-style access key pair for the Personalize-compatible API.
+
+    SigV4 needs the secret itself to check a signature, so it cannot be hashed: it is stored
+    encrypted under the server's master key (engine/crypto.py) and shown once at creation.
+    """
+
+    __tablename__ = "access_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))
+    access_key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)

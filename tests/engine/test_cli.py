@@ -100,6 +100,16 @@ def test_the_whole_path_import_train_deploy_keys(db, exported, tmp_path):
         run("keys", "create", "--dataset-group", "shop", "--origin", "https://shop.example", "--json", db=db).stdout
     )
     assert keys["publicKey"].startswith("pk_") and keys["secretKey"].startswith("sk_")
+    assert len(keys["accessKeyId"]) == 20 and len(keys["secretAccessKey"]) == 40
+    master_key = tmp_path / "cli-artifacts" / ".." / "shelfwise-master.key"
+    assert master_key.exists() and oct(master_key.stat().st_mode & 0o777) == "0o600"
+    from engine.storage import Store
+
+    with Store(db).engine.connect() as conn:
+        from sqlalchemy import text
+
+        stored = conn.execute(text("select secret_encrypted from access_keys")).scalar()
+    assert keys["secretAccessKey"] not in stored
     tracker = json.loads(run("event-tracker", "create", "site", "--dataset-group", "shop", "--json", db=db).stdout)
     assert len(tracker["trackingId"]) == 36
     connected = json.loads(

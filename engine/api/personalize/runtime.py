@@ -1,0 +1,62 @@
+"""personalize-runtime (rest-json): GetRecommendations and GetPersonalizedRanking."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g
+
+from engine.api.app import get_campaigns
+from engine.api.recommendations import item_list
+from engine.errors import InvalidInput, NotFound
+
+from .schemas import GetPersonalizedRanking, GetRecommendations
+from .wire import install_error_handlers, json_body, name_from_arn, signed
+
+bp = Blueprint("personalize_runtime", __name__)
+install_error_handlers(bp)
+
+
+def _metadata_columns(req: dict) -> list[str]:
+    return list((req.get("metadataColumns") or {}).get("ITEMS", ()))
+
+
+@bp.post("/recommendations")
+@signed
+def get_recommendations():
+    req = GetRecommendations().load(json_body())
+    if bool(req.get("campaignArn")) == bool(req.get("recommenderArn")):
+        raise InvalidInput("Provide exactly one of campaignArn and recommenderArn")
+    if req.get("recommenderArn"):
+        name = name_from_arn(req["recommenderArn"], "recommender")
+        raise NotFound(f"recommender {name!r} does not exist")
+    columns = _metadata_columns(req)
+    if columns and req["numResults"] > 50:
+        raise InvalidInput("numResults can be at most 50 when metadataColumns are requested")
+    recs = get_campaigns().recommend(
+        g.dataset_group,
+        name_from_arn(req["campaignArn"], "campaign"),
+        user_id=req.get("userId"),
+        item_id=req.get("itemId"),
+        num_results=req["numResults"],
+        context=req.get("context"),
+        metadata_columns=columns,
+    )
+    return {"itemList": item_list(recs), "recommendationId": recs.recommendation_id}
+
+
+@bp.post("/personalize-ranking")
+@signed
+def get_personalized_ranking():
+    req = GetPersonalizedRanking().load(json_body())
+    columns = _metadata_columns(req)
+    if columns and len(req["inputList"]) > 50:
+        raise InvalidInput("inputList can hold at most 50 items when metadataColumns are requested")
+    recs = get_campaigns().recommend(
+        g.dataset_group,
+        name_from_arn(req["campaignArn"], "campaign"),
+        user_id=req["userId"],
+        num_results=len(req["inputList"]),
+        candidates=req["inputList"],
+        context=req.get("context"),
+        metadata_columns=columns,
+    )
+    return {"personalizedRanking": item_list(recs), "recommendationId": recs.recommendation_id}

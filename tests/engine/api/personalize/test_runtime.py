@@ -1,0 +1,107 @@
+"""boto3's personalize-runtime client, unchanged but for endpoint_url, against a real server."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError, ParamValidationError
+
+
+def test_get_recommendations_answers_like_personalize(aws):
+    runtime = aws.client("personalize-runtime")
+    answer = runtime.get_recommendations(
+        campaignArn=aws.arn("campaign/for-you"),
+        userId="u1",
+        numResults=5,
+        metadataColumns={"ITEMS": ["TITLE", "CATEGORY_L1"]},
+    )
+    assert answer["recommendationId"].startswith("RID-")
+    items = answer["itemList"]
+    assert len(items) == 5
+    assert all(set(i) == {"itemId", "score", "metadata"} for i in items)
+    assert items[0]["metadata"]["categoryL1"] == "kitchen"  # u1 shops for pans
+
+
+def test_related_items(aws):
+    runtime = aws.client("personalize-runtime")
+    answer = runtime.get_recommendations(campaignArn=aws.arn("campaign/also-bought"), itemId="shoe0", numResults=2)
+    assert answer["itemList"][0]["itemId"] == "shoe1"
+
+
+def test_get_personalized_ranking(aws):
+    runtime = aws.client("personalize-runtime")
+    answer = runtime.get_personalized_ranking(
+        campaignArn=aws.arn("campaign/for-you"), userId="u0", inputList=["pan3", "never-seen", "shoe3"]
+    )
+    ranking = answer["personalizedRanking"]
+    assert [i["itemId"] for i in ranking] == ["shoe3", "pan3", "never-seen"]
+    assert "score" not in ranking[-1]
+
+
+def test_a_missing_campaign_raises_resource_not_found(aws):
+    runtime = aws.client("personalize-runtime")
+    with pytest.raises(runtime.exceptions.ResourceNotFoundException) as caught:
+        runtime.get_recommendations(campaignArn=aws.arn("campaign/nope"), userId="u1")
+    assert "campaign 'nope'" in caught.value.response["Error"]["Message"]
+
+
+def test_an_arn_of_another_account_is_not_found(aws):
+    runtime = aws.client("personalize-runtime")
+    with pytest.raises(runtime.exceptions.ResourceNotFoundException):
+        runtime.get_recommendations(
+            campaignArn="arn:aws:personalize:eu-west-1:999999999999:campaign/for-you", userId="u1"
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"userId": "u1"}, "exactly one of campaignArn and recommenderArn"),
+        ({"campaignArn": "arn:aws:personalize:eu-west-1:123456789012:filter/x", "userId": "u1"}, "campaign ARN"),
+        ({"campaignArn": "CAMPAIGN", "userId": "u1", "numResults": 501}, "numResults"),
+        (
+            {"campaignArn": "CAMPAIGN", "userId": "u1", "numResults": 60, "metadataColumns": {"ITEMS": ["TITLE"]}},
+            "at most 50",
+        ),
+        ({"campaignArn": "CAMPAIGN"}, "needs a userId"),
+    ],
+)
+def test_bad_input_raises_invalid_input(aws, kwargs, says):
+    runtime = aws.client("personalize-runtime")
+    kwargs = {k: (aws.arn("campaign/for-you") if v == "CAMPAIGN" else v) for k, v in kwargs.items()}
+    with pytest.raises(runtime.exceptions.InvalidInputException) as caught:
+        runtime.get_recommendations(**kwargs)
+    assert says in caught.value.response["Error"]["Message"]
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_limits_botocore_leaves_to_the_server_are_enforced(aws):
+    runtime = aws.client("personalize-runtime")
+    with pytest.raises(runtime.exceptions.InvalidInputException) as caught:
+        runtime.get_personalized_ranking(campaignArn=aws.arn("campaign/for-you"), userId="u1", inputList=[])
+    assert "inputList" in caught.value.response["Error"]["Message"]
+    with pytest.raises(runtime.exceptions.InvalidInputException):
+        runtime.get_personalized_ranking(
+            campaignArn=aws.arn("campaign/for-you"), userId="u1", inputList=[f"i{n}" for n in range(501)]
+        )
+
+
+def test_botocore_refuses_what_its_model_forbids_before_sending(aws):
+    runtime = aws.client("personalize-runtime")
+    with pytest.raises(ParamValidationError):
+        runtime.get_recommendations(campaignArn=aws.arn("campaign/for-you"), userId="u1", numResults="many")
+
+
+def test_a_wrong_secret_is_refused_in_the_aws_shape(aws):
+    runtime = aws.client("personalize-runtime", secret="not-the-secret")
+    with pytest.raises(ClientError) as caught:
+        runtime.get_recommendations(campaignArn=aws.arn("campaign/for-you"), userId="u1")
+    error = caught.value.response["Error"]
+    assert error["Code"] == "InvalidSignatureException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_an_unknown_access_key_is_refused(aws):
+    runtime = aws.client("personalize-runtime", key="SWNOSUCHKEY000000000")
+    with pytest.raises(ClientError) as caught:
+        runtime.get_recommendations(campaignArn=aws.arn("campaign/for-you"), userId="u1")
+    assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
