@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from adapters.base import Adapter
+from adapters.bigcommerce import BigCommerceAdapter
+from adapters.magento import MagentoAdapter
+from adapters.mparticle import MParticleAdapter
+from adapters.segment import SegmentAdapter
 from adapters.shopify import ShopifyAdapter
+from adapters.woocommerce import WooCommerceAdapter
 
 #: The registry. Adding a platform: one new package, one line here, one test inheriting the contract.
 ADAPTERS: dict[str, type[Adapter]] = {
     ShopifyAdapter.platform: ShopifyAdapter,
+    BigCommerceAdapter.platform: BigCommerceAdapter,
+    SegmentAdapter.platform: SegmentAdapter,
+    MParticleAdapter.platform: MParticleAdapter,
+    WooCommerceAdapter.platform: WooCommerceAdapter,
+    MagentoAdapter.platform: MagentoAdapter,
 }
 
 

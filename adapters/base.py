@@ -51,10 +51,13 @@ class Delivery:
 
     body: bytes
     headers: CaseInsensitiveHeaders = field(default_factory=CaseInsensitiveHeaders)
+    #: When Shelfwise received it (epoch seconds): the time of events whose payload carries none,
+    #: the same on every replay, so parsing stays deterministic.
+    received_at: float | None = None
 
     @classmethod
-    def of(cls, body: bytes, headers: Mapping[str, str]) -> Delivery:
-        return cls(body=body, headers=CaseInsensitiveHeaders(headers))
+    def of(cls, body: bytes, headers: Mapping[str, str], received_at: float | None = None) -> Delivery:
+        return cls(body=body, headers=CaseInsensitiveHeaders(headers), received_at=received_at)
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,36 @@ class WidgetContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Acknowledgement:
+    """How to answer the platform once a delivery is stored (and verified, unless it is a ping).
+
+    Most platforms take any 2xx; some want a specific body (Adobe Commerce: ``{"op": "success"}``)
+    or exactly 200 (WooCommerce's ping). ``body=None``: the intake's own JSON status body.
+    """
+
+    status: int = 200
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """One platform API response: the decoded JSON and the headers pagination lives in."""
+
+    data: Any
+    headers: CaseInsensitiveHeaders
+    url: str
+
+
 class PlatformClient(ABC):
     """Outbound HTTP to a platform's API (requests underneath; mocked with ``responses`` in tests)."""
 
     @abstractmethod
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any: ...
+
+    def get_response(self, path: str, params: dict[str, Any] | None = None) -> ApiResponse:
+        """Like :meth:`get`, with the headers (Link, X-WP-TotalPages, rate-limit state)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose response headers")
 
 
 class Adapter(ABC):
@@ -98,10 +126,33 @@ class Adapter(ABC):
 
     @abstractmethod
     def parse(self, delivery: Delivery) -> list[Record]:
-        """Translate the delivery into engine records; unknown topics give [] and a log line."""
+        """Translate the delivery into engine records; unknown topics give [] and a log line.
+
+        Privacy and lifecycle requests come back as :mod:`adapters.actions` (ForgetShopper,
+        ExportShopper, DisconnectStore), which the intake carries out beside the records.
+        """
+
+    def is_ping(self, delivery: Delivery) -> bool:
+        """True for an unsigned handshake a platform sends when a hook is created (WooCommerce's
+        ``webhook_id=N``): stored and answered, never verified or parsed."""
+        return False
+
+    def acknowledgement(self, delivery: Delivery) -> Acknowledgement | None:
+        """The answer the platform expects for a delivery that was accepted; None: the default."""
+        return None
+
+    def api_client(self, **options: Any) -> PlatformClient:
+        """A client for the platform's API, from the connection settings this adapter was built with
+        (``options``: what the client takes besides, e.g. an injectable ``sleep`` for tests)."""
+        raise NotImplementedError(f"{self.platform} back-fill is not implemented yet")
 
     def backfill(self, client: PlatformClient) -> Iterator[Record]:
-        """Catalog and order history through the platform's API."""
+        """Catalog and order history through the platform's API.
+
+        May yield :class:`adapters.actions.Checkpoint` between records: everything before it is
+        stored, then its state is saved in the connection settings (key ``backfill``), which
+        :meth:`from_connection` hands back on the next run so an interrupted back-fill resumes.
+        """
         raise NotImplementedError(f"{self.platform} back-fill is not implemented yet")
 
     def render_widget(self, ctx: WidgetContext) -> str:

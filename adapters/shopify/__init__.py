@@ -1,4 +1,4 @@
-"""Shopify: webhook verification and parsing (``sign`` produces genuine signatures for tests)."""
+"""Shopify: webhook verification and parsing, Admin API back-fill (``sign`` makes genuine test signatures)."""
 
 from adapters.shopify.adapter import ShopifyAdapter, sign
 

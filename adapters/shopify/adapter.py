@@ -1,4 +1,4 @@
-"""Shopify webhooks → engine records.
+"""Shopify webhooks → engine records, and the Admin API back-fill.
 
 Reference: /work/shared/reference/platforms.md §1 and
 https://shopify.dev/docs/apps/build/webhooks/delivery-structure (headers, HMAC, body = the bare
@@ -10,15 +10,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
-from adapters.base import Adapter, Delivery, PayloadError, SignatureError
-from engine.records import PURCHASE, Interaction, Record, User
+from adapters.actions import Checkpoint
+from adapters.base import Adapter, Delivery, PlatformClient, SignatureError
+from adapters.common import header, load_json_object
+from adapters.shopify import mapping
+from adapters.shopify.backfill import ShopifyBackfill, admin_client
+from engine.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -38,71 +40,43 @@ def sign(body: bytes, secret: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def _header(delivery: Delivery, name: str) -> str | None:
-    value = delivery.headers.get(name)
-    if value is None:
-        return None
-    value = str(value).strip()
-    return value or None
-
-
-def _load_object(delivery: Delivery) -> dict[str, Any]:
-    try:
-        payload = json.loads(delivery.body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError(f"Shopify body is not JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        # Shopify sends the bare REST resource, always an object (delivery-structure page).
-        raise PayloadError(f"Shopify body is not a JSON object but {type(payload).__name__}")
-    return payload
-
-
-def _epoch_seconds(value: Any, field_name: str) -> float:
-    """Shopify timestamps are ISO-8601 with an offset (``2008-01-10T11:00:00-05:00``)."""
-    if not isinstance(value, str) or not value:
-        raise PayloadError(f"Shopify order has no {field_name}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise PayloadError(f"Shopify order {field_name} {value!r} is not an ISO-8601 timestamp") from exc
-    if moment.tzinfo is None:  # never seen from Shopify; UTC is the only safe reading
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def _money(value: Any, what: str) -> Decimal | None:
-    """Shopify sends money as strings ("199.00"); Decimal keeps price x quantity exact."""
-    if value is None or value == "":
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise PayloadError(f"Shopify {what} {value!r} is not a number") from exc
-    if not amount.is_finite():
-        raise PayloadError(f"Shopify {what} {value!r} is not a finite number")
-    return amount
-
-
-def _guest_id(order_id: Any, session_id: str | None) -> str:
-    """The user id of a guest checkout (no customer, or a customer without an id).
-
-    The anonymous shopper is known by the token the storefront uses as its session (cart token,
-    else checkout token), exactly as PutEvents knows an anonymous shopper by its ``sessionId``
-    (engine/api/events.py), so the purchase joins that shopper's browsing events. With neither
-    token the order is the only stable handle: ``order-<id>``, the same across retries, replays
-    and ``orders/paid``. Customer ids are numeric, so neither form can collide with one.
-    """
-    return session_id or f"order-{order_id}"
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
+#: A topic's translation of the body: one record or action, or a list of them.
+Handler = Callable[[dict[str, Any]], Any]
 
 
 class ShopifyAdapter(Adapter):
-    """Shopify: HMAC on the raw body, dedupe on ``X-Shopify-Webhook-Id``, orders → purchases."""
+    """Shopify: HMAC on the raw body, dedupe on ``X-Shopify-Webhook-Id``, topics → records."""
 
     platform: ClassVar[str] = "shopify"
+
+    #: Topic → translation of the body. Topics not listed are acknowledged and ignored (parse()
+    #: logs them). ``orders/paid`` carries the same Order resource as ``orders/create``
+    #: (platforms.md §1.4); both give the same event ids, so a paid order is stored once.
+    HANDLERS: ClassVar[dict[str, Handler]] = {
+        "orders/create": mapping.order_records,
+        "orders/paid": mapping.order_records,
+        "products/create": mapping.product_item,
+        "products/update": mapping.product_item,
+        "products/delete": mapping.product_deletion,
+        "customers/create": mapping.customer_user,
+        "customers/update": mapping.customer_user,
+        "carts/create": mapping.cart_records,
+        "carts/update": mapping.cart_records,
+        "checkouts/create": mapping.checkout_records,
+        "checkouts/update": mapping.checkout_records,
+        "app/uninstalled": mapping.app_uninstalled,
+        # The mandatory compliance topics (platforms.md §1.6).
+        "customers/data_request": mapping.data_request,
+        "customers/redact": mapping.redact_request,
+        "shop/redact": mapping.shop_redact,
+    }
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        self.config = dict(config or {})
+
+    @classmethod
+    def from_connection(cls, config: dict[str, Any]) -> ShopifyAdapter:
+        return cls(config)
 
     # ----------------------------------------------------------------- security
     def verify(self, delivery: Delivery, secret: str) -> None:
@@ -111,7 +85,7 @@ class ShopifyAdapter(Adapter):
         Never re-serialise the JSON before hashing: Shopify signs the exact bytes it sent
         (platforms.md §1.2), and any reformatting would break genuine signatures.
         """
-        received = _header(delivery, HMAC_HEADER)
+        received = header(delivery, HMAC_HEADER)
         if received is None:
             raise SignatureError(f"missing {HMAC_HEADER} header")
         expected = sign(delivery.body, secret)
@@ -119,7 +93,7 @@ class ShopifyAdapter(Adapter):
             raise SignatureError(f"{HMAC_HEADER} does not match the body (wrong secret or altered body)")
 
     def topic(self, delivery: Delivery) -> str | None:
-        return _header(delivery, TOPIC_HEADER)
+        return header(delivery, TOPIC_HEADER)
 
     def delivery_id(self, delivery: Delivery) -> str | None:
         """``X-Shopify-Webhook-Id``: "A unique composite key per delivery. Use to ... deduplicate".
@@ -128,7 +102,7 @@ class ShopifyAdapter(Adapter):
         so it is the idempotency key. ``X-Shopify-Event-Id`` is shared across *different*
         subscriptions for one merchant action, so it must not be used here.
         """
-        return _header(delivery, WEBHOOK_ID_HEADER)
+        return header(delivery, WEBHOOK_ID_HEADER)
 
     # ----------------------------------------------------------------- parsing
     def parse(self, delivery: Delivery) -> list[Record]:
@@ -138,77 +112,15 @@ class ShopifyAdapter(Adapter):
         if handler is None:
             log.info("shopify: ignoring delivery with unhandled topic %r", topic)
             return []
-        return handler(self, _load_object(delivery))
+        result = handler(load_json_object(delivery, "Shopify"))
+        return list(result) if isinstance(result, list) else [result]
 
-    def _parse_order(self, order: dict[str, Any]) -> list[Record]:
-        """An order (``orders/create`` or ``orders/paid``, both the REST Order resource) → purchases.
+    # ----------------------------------------------------------------- back-fill
+    def api_client(self, **options: Any) -> PlatformClient:
+        return admin_client(self.config, **options)
 
-        One purchase interaction per line item. Variants roll up to their product, because the
-        catalog (and so every recommendation) is keyed by product. Personal data (email, names,
-        addresses, phone, notes, tags) is never copied: only ids, money, time and tokens.
-        """
-        line_items = order.get("line_items")
-        if not isinstance(line_items, list):
-            raise PayloadError("Shopify order has no line_items list")
-        order_id = order.get("id")
-        if order_id is None:
-            raise PayloadError("Shopify order has no id")
-        timestamp = _epoch_seconds(order.get("created_at"), "created_at")
-        session_id = _str_or_none(order.get("cart_token")) or _str_or_none(order.get("checkout_token"))
-
-        customer = order.get("customer")
-        customer_id = customer.get("id") if isinstance(customer, dict) else None
-        user_id = str(customer_id) if customer_id is not None else _guest_id(order_id, session_id)
-
-        records: list[Record] = []
-        for line in line_items:
-            if not isinstance(line, dict):
-                raise PayloadError("Shopify order line_items entry is not an object")
-            product_id = line.get("product_id")
-            if product_id is None:
-                # Custom line items (tips, manual charges) and deleted products have no product.
-                log.info(
-                    "shopify: order %s line item %s has no product_id; skipped", order_id, line.get("id")
-                )
-                continue
-            quantity = line.get("quantity", 1)
-            if not isinstance(quantity, int) or isinstance(quantity, bool):
-                raise PayloadError(
-                    f"Shopify line item {line.get('id')} quantity {quantity!r} is not an integer"
-                )
-            price = _money(line.get("price"), f"line item {line.get('id')} price")
-            records.append(
-                Interaction(
-                    user_id=user_id,
-                    item_id=str(product_id),
-                    event_type=PURCHASE,
-                    timestamp=timestamp,
-                    event_value=float(price * quantity) if price is not None else None,
-                    session_id=session_id,
-                    event_id=f"{order_id}:{line.get('id')}",
-                    context={},
-                )
-            )
-
-        if customer_id is not None:
-            records.append(User(user_id=user_id, properties=self._user_properties(customer)))
-        return records
-
-    @staticmethod
-    def _user_properties(customer: dict[str, Any]) -> dict[str, Any]:
-        """Non-personal customer attributes only: an allow-list, never a deny-list.
-
-        ``orders_count`` was dropped from newer API versions' payloads, so it is optional.
-        """
-        properties: dict[str, Any] = {}
-        orders_count = customer.get("orders_count")
-        if isinstance(orders_count, int) and not isinstance(orders_count, bool):
-            properties["ORDERS_COUNT"] = orders_count
-        return properties
-
-    #: Topic → handler. Topics not listed are acknowledged and ignored (parse() logs them).
-    #: ``orders/paid`` carries the same Order resource as ``orders/create`` (platforms.md §1.4).
-    HANDLERS: ClassVar[dict[str, Callable[[ShopifyAdapter, dict[str, Any]], list[Record]]]] = {
-        "orders/create": _parse_order,
-        "orders/paid": _parse_order,
-    }
+    def backfill(self, client: PlatformClient) -> Iterator[Record | Checkpoint]:
+        """Products, then orders (``status=any``), through the Admin REST API with Link cursors."""
+        since = self.config.get("backfill_since")
+        since_text = None if since is None else datetime.fromtimestamp(float(since), UTC).isoformat()
+        yield from ShopifyBackfill(client, self.config).run(since_text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from engine.commands import Cli, arn, emit, open_store
 from engine.config import Settings
@@ -79,13 +80,32 @@ def event_tracker_create(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+def _settings_from(pairs: list[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` pairs; ``KEY=@FILE`` reads the value from a file (a PEM public key)."""
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"--set {pair!r}: expected KEY=VALUE")
+        if value.startswith("@"):
+            try:
+                value = Path(value[1:]).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise InvalidInput(f"--set {key}: cannot read {value[1:]}: {exc.strerror}") from exc
+        found[key.strip()] = value
+    return found
+
+
 def connect(args: argparse.Namespace, settings: Settings) -> None:
     from importlib.metadata import entry_points
 
-    platforms = sorted(ep.name for ep in entry_points(group="shelfwise.adapters"))
-    if args.platform not in platforms:
-        raise InvalidInput(f"unknown platform {args.platform!r}; known: {', '.join(platforms)}")
+    adapters = {ep.name: ep for ep in entry_points(group="shelfwise.adapters")}
+    if args.platform not in adapters:
+        raise InvalidInput(f"unknown platform {args.platform!r}; known: {', '.join(sorted(adapters))}")
     config = {"shop_domain": args.shop} if args.shop else {}
+    config.update(_settings_from(args.set or []))
+    # A bad setting (an unreadable public key, say) is refused now, not at the first webhook.
+    adapters[args.platform].load().from_connection(config)
     open_store(settings).connect(args.dataset_group, args.platform, args.secret, config)
     path = f"/webhooks/{args.platform}/{args.dataset_group}"
     emit(
@@ -138,3 +158,9 @@ def register(cli: Cli) -> None:
     p.add_argument("--dataset-group", required=True)
     p.add_argument("--secret", required=True, help="the platform's webhook signing secret")
     p.add_argument("--shop", help="the shop's domain, e.g. example.myshopify.com")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a connection setting (API token, store URL, public_key=@FILE, ...); repeatable",
+    )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -135,6 +135,10 @@ class Store:
         self.engine: Engine = make_engine(database_url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._dialect = self.engine.dialect.name
+        # name → (group, expiry): every request resolves its dataset group, and names map to ids
+        # for a group's whole life; the short expiry bounds what another process's delete and
+        # re-create of the same name can leave stale here.
+        self._groups: dict[str, tuple[DatasetGroupInfo, float]] = {}
         if create:
             t.Base.metadata.create_all(self.engine)
 
@@ -157,12 +161,19 @@ class Store:
             raise AlreadyExists(f"dataset group {name!r} already exists") from exc
         return DatasetGroupInfo(row.id, row.name, row.domain, row.created_at)
 
+    GROUP_CACHE_SECONDS = 5.0
+
     def get_dataset_group(self, name: str) -> DatasetGroupInfo:
+        cached = self._groups.get(name)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
         with self.session() as s:
             row = s.scalar(select(t.DatasetGroup).where(t.DatasetGroup.name == name))
         if row is None:
             raise NotFound(f"dataset group {name!r} does not exist")
-        return DatasetGroupInfo(row.id, row.name, row.domain, row.created_at)
+        info = DatasetGroupInfo(row.id, row.name, row.domain, row.created_at)
+        self._groups[name] = (info, time.monotonic() + self.GROUP_CACHE_SECONDS)
+        return info
 
     def list_dataset_groups(self) -> list[DatasetGroupInfo]:
         with self.session() as s:
@@ -171,10 +182,13 @@ class Store:
 
     def delete_dataset_group(self, name: str) -> None:
         group = self.get_dataset_group(name)
+        self._groups.pop(name, None)
         with self.session() as s, s.begin():
             # Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite only honours
             # with foreign keys switched on for the connection.
             for model in (
+                t.Filter,
+                t.Recommender,
                 t.AccessKey,
                 t.Campaign,
                 t.InteractionRow,
@@ -227,11 +241,14 @@ class Store:
         *,
         batch_size: int = 5000,
         processed_delivery: int | None = None,
+        processed_deliveries: dict[int, int] | None = None,
     ) -> dict[str, int]:
         """Write records in one transaction: all of them land, or none do.
 
         ``processed_delivery`` marks that webhook delivery processed in the same transaction, so a
         crash can never leave a delivery ingested but not marked (and ingested again on replay).
+        ``processed_deliveries`` (delivery id → its record count) does the same for a batch of
+        deliveries whose records are all in ``records``.
         Interactions whose ``event_id`` is already stored are skipped.
         """
         group = self.get_dataset_group(dataset_group)
@@ -307,6 +324,14 @@ class Store:
                     .where(t.WebhookDelivery.id == processed_delivery)
                     .values(status="processed", error=None, records=sum(counts.values()), processed_at=time.time())
                 )
+            if processed_deliveries:
+                deliveries = t.WebhookDelivery.__table__
+                s.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == bindparam("delivery"))
+                    .values(status="processed", error=None, records=bindparam("count"), processed_at=time.time()),
+                    [{"delivery": d, "count": n} for d, n in processed_deliveries.items()],
+                )
         return counts
 
     def _insert_new_events(self):
@@ -321,15 +346,22 @@ class Store:
         updated = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
         s.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updated))
 
-    @staticmethod
-    def _alias(s: Session, group_id: int, alias: Alias) -> None:
+    # Built once: webhook batches apply an alias per order, and building the statement each time
+    # cost more than running it.
+    _ALIAS = (
+        update(t.InteractionRow.__table__)
+        .where(
+            t.InteractionRow.__table__.c.dataset_group_id == bindparam("group_id"),
+            t.InteractionRow.__table__.c.user_id == bindparam("anonymous_id"),
+        )
+        .values(user_id=bindparam("known_id"))
+    )
+
+    @classmethod
+    def _alias(cls, s: Session, group_id: int, alias: Alias) -> None:
         if alias.anonymous_id == alias.user_id:
             return
-        s.execute(
-            update(t.InteractionRow)
-            .where(t.InteractionRow.dataset_group_id == group_id, t.InteractionRow.user_id == alias.anonymous_id)
-            .values(user_id=alias.user_id)
-        )
+        s.execute(cls._ALIAS, {"group_id": group_id, "anonymous_id": alias.anonymous_id, "known_id": alias.user_id})
 
     @staticmethod
     def _erase(s: Session, group_id: int, erasure: Erasure) -> None:

@@ -149,6 +149,8 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("dataset_group_id", "platform", "dedupe_key", name="uq_delivery_dedupe"),
         Index("ix_deliveries_status", "dataset_group_id", "status"),
+        # The processing queue: workers claim the oldest deliveries of a status, across groups.
+        Index("ix_deliveries_queue", "status", "id"),
     )
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))
@@ -157,12 +159,18 @@ class WebhookDelivery(Base):
     headers: Mapped[dict] = mapped_column(JSON)
     body: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[float] = mapped_column(Float, default=_now)
-    # received → rejected | duplicate | processed | failed
+    # received | verified → processing → processed | failed; or rejected | duplicate | ping at once
+    # (webhooks/processing.py has the whole life cycle).
     status: Mapped[str] = mapped_column(String(16), default="received")
     dedupe_key: Mapped[str | None] = mapped_column(String(256))
     error: Mapped[str | None] = mapped_column(Text)
     records: Mapped[int] = mapped_column(Integer, default=0)
     processed_at: Mapped[float | None] = mapped_column(Float)
+    # A worker holds a "processing" delivery until then; past it, another worker may take it over.
+    lease_until: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the raw body and headers were erased (retention elapsed, or a shopper's erasure).
+    purged_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Solution(Base):
@@ -215,3 +223,30 @@ class AccessKey(Base):
     secret_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Filter(Base):
+    """A Personalize filter expression, parsed and validated before it is stored (there is no
+    update: Personalize's filters are deleted and created again)."""
+
+    __tablename__ = "filters"
+    __table_args__ = (UniqueConstraint("dataset_group_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    expression: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class Recommender(Base):
+    """A domain recommender (Personalize's ECOMMERCE / VIDEO_ON_DEMAND use cases): a preset recipe
+    with the filters its use case implies, served from its solution's newest version."""
+
+    __tablename__ = "recommenders"
+    __table_args__ = (UniqueConstraint("dataset_group_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_group_id: Mapped[int] = mapped_column(ForeignKey("dataset_groups.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    use_case: Mapped[str] = mapped_column(String(64))
+    solution: Mapped[str] = mapped_column(String(63))
+    created_at: Mapped[float] = mapped_column(Float, default=_now)

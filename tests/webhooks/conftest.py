@@ -21,6 +21,7 @@ from werkzeug.serving import make_server
 from adapters.shopify import sign
 from engine.api.app import create_app
 from engine.storage.store import Store
+from webhooks.intake import WORKER_KEY
 
 PAYLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "payloads"
 SECRET = "s3cret"
@@ -55,9 +56,10 @@ def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., str]]:
-    """Start the real app on a loopback port in a thread; returns its base URL.
+    """Start the real app (with its delivery worker) on a loopback port in a thread; returns its URL.
 
-    ``serve(store, max_body_bytes=1000)``: keyword arguments are ``create_app`` overrides.
+    ``serve(store, max_body_bytes=1000)``: keyword arguments are ``create_app`` overrides
+    (``extra={"webhook_worker": False}`` leaves the stored deliveries unprocessed).
     """
     servers: list[Any] = []
 
@@ -67,14 +69,17 @@ def serve() -> Iterator[Callable[..., str]]:
         # A short poll interval: shutdown() waits for the loop to notice (0.5 s per test otherwise).
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         thread.start()
-        servers.append((server, thread))
+        servers.append((server, thread, app))
         return f"http://127.0.0.1:{server.server_port}"
 
     yield start
-    for server, thread in servers:
+    for server, thread, app in servers:
         server.shutdown()
         thread.join(timeout=5)
         server.server_close()
+        worker = app.extensions.get(WORKER_KEY)
+        if worker is not None:
+            worker.stop()
 
 
 @pytest.fixture
