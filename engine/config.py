@@ -31,6 +31,8 @@ class Settings:
     aws_account: str = "000000000000"
     #: Allowed clock skew for signed requests, in seconds (AWS allows 15 minutes).
     max_clock_skew_seconds: int = 900
+    #: How often each worker re-reads impression and click counts for exploration, in seconds.
+    exploration_refresh_seconds: float = 30.0
     #: Extra settings for tests and embedding.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -59,7 +61,7 @@ def load_settings(**overrides: Any) -> Settings:
             continue
         raw = os.environ.get(_ENV_PREFIX + f.name.upper())
         if raw is not None and raw != "":
-            values[f.name] = int(raw) if f.type in ("int", int) else raw
+            values[f.name] = int(raw) if f.type in ("int", int) else float(raw) if f.type in ("float", float) else raw
     settings = replace(Settings(), **values)
     explicit = {k: v for k, v in overrides.items() if v is not None}
     return replace(settings, **explicit)

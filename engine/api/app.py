@@ -34,7 +34,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
 
     store = store or Store(settings.database_url)
     app.extensions[STORE_KEY] = store
-    app.extensions[SERVICE_KEY] = CampaignService(store, live_history_limit=settings.live_history_limit)
+    app.extensions[SERVICE_KEY] = CampaignService(
+        store,
+        live_history_limit=settings.live_history_limit,
+        exploration_refresh_seconds=settings.exploration_refresh_seconds,
+    )
 
     from engine.api import demo, errors, events, recommendations, widget
     from engine.api.personalize import events as personalize_events

@@ -12,7 +12,7 @@ from engine.api.cors import enable_cors
 from engine.api.recommendations import json_body
 from engine.api.schemas import PutEventsRequest
 from engine.errors import InvalidInput, NotFound
-from engine.records import Interaction
+from engine.records import Alias, Interaction
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
 enable_cors(bp)
@@ -25,9 +25,13 @@ def snake_upper(key: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).upper()
 
 
-def events_to_interactions(req: dict) -> list[Interaction]:
-    user_id = req.get("userId") or req["sessionId"]  # anonymous shoppers are known by their session
-    out = []
+def events_to_records(req: dict) -> list[Interaction | Alias]:
+    """A PutEvents request as records. Anonymous shoppers are known by their session id; once a
+    request names the user too, what that session did anonymously joins the user (an Alias)."""
+    user_id = req.get("userId") or req["sessionId"]
+    out: list[Interaction | Alias] = []
+    if req.get("userId") and req["userId"] != req["sessionId"]:
+        out.append(Alias(anonymous_id=req["sessionId"], user_id=req["userId"]))
     for n, event in enumerate(req["eventList"]):
         props = dict(event.get("properties") or {})
         bad = sorted(k for k in props if k.lower() in _RESERVED_PROPERTIES)
@@ -71,5 +75,5 @@ def put_events():
         raise InvalidInput(f"unknown trackingId {req['trackingId']!r}") from None
     if tracker_group != key.dataset_group:
         raise InvalidInput("the trackingId belongs to another dataset group than this key")
-    counts = store.ingest(key.dataset_group, events_to_interactions(req))
+    counts = store.ingest(key.dataset_group, events_to_records(req))
     return {"accepted": counts["interactions"]}

@@ -10,6 +10,7 @@ from engine.api.cors import enable_cors
 from engine.api.schemas import RankingRequest, RecommendationsRequest
 from engine.errors import InvalidInput
 from engine.serving.campaigns import Recommendations
+from engine.serving.promotions import Promotion
 
 bp = Blueprint("recommendations", __name__, url_prefix="/v1")
 enable_cors(bp)
@@ -30,6 +31,10 @@ def item_list(recs: Recommendations) -> list[dict]:
             entry["score"] = item.score
         if item.metadata is not None:
             entry["metadata"] = item.metadata
+        if item.promotion_name is not None:
+            entry["promotionName"] = item.promotion_name
+        if item.reason:
+            entry["reason"] = list(item.reason)
         out.append(entry)
     return out
 
@@ -47,12 +52,19 @@ def get_recommendations():
     req = RecommendationsRequest().load(json_body())
     recs = get_campaigns().recommend(
         current_key().dataset_group,
-        req["campaign"],
+        req.get("campaign") or req["recommender"],
+        recommender="recommender" in req,
         user_id=req.get("userId"),
         item_id=req.get("itemId"),
         num_results=req["numResults"],
         context=req["context"],
         metadata_columns=req["metadataColumns"].get("ITEMS", ()),
+        filter_name=req["filterName"],
+        filter_values=req["filterValues"],
+        promotions=[
+            Promotion(p["name"], p["percentPromotedItems"], p["filterName"], p["filterValues"])
+            for p in req["promotions"]
+        ],
     )
     return {"itemList": item_list(recs), "recommendationId": recs.recommendation_id}
 
@@ -69,5 +81,7 @@ def get_personalized_ranking():
         candidates=req["inputList"],
         context=req["context"],
         metadata_columns=req["metadataColumns"].get("ITEMS", ()),
+        filter_name=req["filterName"],
+        filter_values=req["filterValues"],
     )
     return {"personalizedRanking": item_list(recs), "recommendationId": recs.recommendation_id}

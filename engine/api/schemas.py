@@ -4,13 +4,64 @@ from __future__ import annotations
 
 import json
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from engine.errors import InvalidInput
+from engine.serving.filters import filter_name_from
+from engine.serving.filters_values import MAX_ENTRIES, MAX_KEY_LENGTH, MAX_VALUE_LENGTH
 
 ID = fields.String(validate=validate.Length(1, 256))
+NAME = validate.Regexp(
+    r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$", error="1-63 letters, digits, '-' or '_', starting with a letter or digit"
+)
 
 
-class RecommendationsRequest(Schema):
-    campaign = fields.String(required=True, validate=validate.Length(1, 256))
+def filter_values_field() -> fields.Dict:
+    """Personalize's FilterValues map: each value is written as in the expression ("\\"a\\",\\"b\\"")."""
+    return fields.Dict(
+        keys=fields.String(
+            validate=[
+                validate.Length(1, MAX_KEY_LENGTH),
+                validate.Regexp(r"^[A-Za-z0-9_]+$", error="parameter names are letters, digits or _"),
+            ]
+        ),
+        values=fields.String(validate=validate.Length(max=MAX_VALUE_LENGTH)),
+        validate=validate.Length(max=MAX_ENTRIES, error=f"at most {MAX_ENTRIES} entries"),
+        load_default=dict,
+    )
+
+
+class FilterReference(Schema):
+    """``filter`` (a name) or ``filterArn`` (arn:...:filter/NAME), and its ``filterValues``;
+    loads as ``filterName``."""
+
+    filter = fields.String(validate=[validate.Length(1, 63), NAME])
+    filterArn = fields.String(validate=validate.Length(1, 256))
+    filterValues = filter_values_field()
+
+    @post_load
+    def resolve_filter(self, data, **kwargs):
+        try:
+            data["filterName"] = filter_name_from(data.pop("filter", None), data.pop("filterArn", None))
+        except InvalidInput as exc:
+            raise ValidationError(exc.message, "filterArn") from exc
+        return data
+
+
+class PromotionRequest(FilterReference):
+    name = fields.String(required=True, validate=[validate.Length(1, 63), NAME])
+    percentPromotedItems = fields.Integer(required=True, strict=True, validate=validate.Range(1, 100))
+
+    @validates_schema
+    def needs_filter(self, data, **kwargs):
+        if not data.get("filter") and not data.get("filterArn"):
+            raise ValidationError("a promotion needs a filter (filter or filterArn) to draw its items from", "filter")
+
+
+class RecommendationsRequest(FilterReference):
+    #: Exactly one of a campaign's name and a domain recommender's name.
+    campaign = fields.String(validate=validate.Length(1, 256))
+    recommender = fields.String(validate=validate.Length(1, 256))
     userId = fields.String(validate=validate.Length(1, 256))
     itemId = fields.String(validate=validate.Length(1, 256))
     numResults = fields.Integer(load_default=25, validate=validate.Range(0, 500))
@@ -24,6 +75,14 @@ class RecommendationsRequest(Schema):
         values=fields.List(fields.String(validate=validate.Length(1, 150)), validate=validate.Length(max=10)),
         load_default=dict,
     )
+    promotions = fields.List(
+        fields.Nested(PromotionRequest), validate=validate.Length(max=1, error="at most 1 promotion"), load_default=list
+    )
+
+    @validates_schema
+    def one_deployment(self, data, **kwargs):
+        if bool(data.get("campaign")) == bool(data.get("recommender")):
+            raise ValidationError("give exactly one of campaign and recommender", "campaign")
 
     @validates_schema
     def metadata_limit(self, data, **kwargs):
@@ -31,7 +90,7 @@ class RecommendationsRequest(Schema):
             raise ValidationError("numResults can be at most 50 when metadataColumns are requested", "numResults")
 
 
-class RankingRequest(Schema):
+class RankingRequest(FilterReference):
     campaign = fields.String(required=True, validate=validate.Length(1, 256))
     userId = fields.String(required=True, validate=validate.Length(1, 256))
     inputList = fields.List(

@@ -7,6 +7,7 @@ import json
 
 from engine.commands import Cli, arn, emit, open_store
 from engine.config import Settings
+from engine.errors import InvalidInput
 
 
 def train_command(args: argparse.Namespace, settings: Settings) -> None:
@@ -36,7 +37,13 @@ def train_command(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def campaign_create(args: argparse.Namespace, settings: Settings) -> None:
+    from engine.serving.exploration import ExplorationConfig
+
     config = json.loads(args.config) if args.config else None
+    if config is not None:
+        if not isinstance(config, dict):
+            raise InvalidInput("--config must be a JSON object")
+        ExplorationConfig.from_campaign(config)  # refuse a bad setting now, not at request time
     campaign = open_store(settings).create_campaign(args.name, args.solution_version, config, replace=args.update)
     emit(
         args,

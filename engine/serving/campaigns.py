@@ -1,4 +1,5 @@
-"""Campaigns: loaded models answering requests, with the user's live events folded in.
+"""Campaigns: loaded models answering requests, with the user's live events folded in, filters
+applied and promotions placed.
 
 Each request reads the user's latest events from the store, so an event written by any worker
 shows in the next answer of every worker. Models are cached per process and reloaded when the
@@ -9,14 +10,24 @@ until the new one is loaded).
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
+
+import numpy as np
 
 from engine.errors import InvalidInput
 from engine.recipes import Query, Ranked, Recipe, recipe_class
+from engine.records import Interaction
+from engine.serving.exploration import ExplorationConfig, ExplorationService
+from engine.serving.filters import FilterService
+from engine.serving.filters_eval import FilterDecision
+from engine.serving.promotions import Promotion, check_promotions, place_promoted, promoted_count
 from engine.storage import CampaignInfo, Store
+from engine.storage.filters import user_item_event_types
 
 MAX_RESULTS = 500
 
@@ -26,6 +37,11 @@ class RecommendedItem:
     item_id: str
     score: float | None
     metadata: dict[str, Any] | None = None
+    #: Set on items a promotion placed in the list.
+    promotion_name: str | None = None
+    #: Why an item is there when it is not the model's own pick ("Exploration"), as Personalize's
+    #: ``reason`` field says.
+    reason: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,11 +61,40 @@ def camel_case(column: str) -> str:
 
 
 class CampaignService:
-    def __init__(self, store: Store, *, live_history_limit: int = 500) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        live_history_limit: int = 500,
+        filters: FilterService | None = None,
+        exploration_refresh_seconds: float = 30.0,
+    ) -> None:
         self.store = store
         self.live_history_limit = live_history_limit
+        self.filters = filters or FilterService(store)
+        self.exploration = ExplorationService(store, ttl_s=exploration_refresh_seconds)
         self._models: dict[tuple[str, str], tuple[str, Recipe]] = {}
+        self._campaigns: dict[tuple[str, str], tuple[CampaignInfo, float]] = {}
         self._lock = threading.Lock()
+
+    #: How long a campaign's deployment (which solution version it serves) is trusted before it is
+    #: read again: a model swap reaches every worker within this time, without a query per request.
+    CAMPAIGN_CACHE_SECONDS = 1.0
+
+    def campaign(self, dataset_group: str, name: str, *, recommender: bool = False) -> CampaignInfo:
+        """The deployment answering for a campaign, or for a recommender (``recommender=True``)."""
+        key = (dataset_group, f"recommender/{name}" if recommender else name)
+        cached = self._campaigns.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        if recommender:
+            from engine.serving.recommenders import recommender_deployment
+
+            info = recommender_deployment(self.store, dataset_group, name)
+        else:
+            info = self.store.get_campaign(dataset_group, name)
+        self._campaigns[key] = (info, time.monotonic() + self.CAMPAIGN_CACHE_SECONDS)
+        return info
 
     def model(self, campaign: CampaignInfo) -> Recipe:
         key = (campaign.dataset_group, campaign.name)
@@ -74,44 +119,150 @@ class CampaignService:
         candidates: Sequence[str] | None = None,
         context: Mapping[str, str] | None = None,
         metadata_columns: Sequence[str] = (),
+        filter_name: str | None = None,
+        filter_values: Mapping[str, str] | None = None,
+        promotions: Sequence[Promotion] = (),
+        recommender: bool = False,
     ) -> Recommendations:
+        """Recommend (or, with ``candidates``, re-rank) for one request.
+
+        Stages, in order: the shopper's latest events are read and folded in by the recipe; the
+        campaign's own exclusions and the request's filter become the recipe's ``Query.exclude``;
+        a promotion takes its share of the list from its own filter (the request's filter does not
+        apply to promoted items, nor the promotion's to the others, as in Personalize).
+        """
         if not 0 <= num_results <= MAX_RESULTS:
             raise InvalidInput(f"numResults must be between 0 and {MAX_RESULTS}")
-        campaign = self.store.get_campaign(dataset_group, campaign_name)
+        check_promotions(promotions)
+        campaign = self.campaign(dataset_group, campaign_name, recommender=recommender)
         model = self.model(campaign)
         if model.recipe_type == "USER_PERSONALIZATION" and not user_id and candidates is None:
             raise InvalidInput(f"campaign {campaign_name!r} ({campaign.recipe}) needs a userId")
         if model.recipe_type == "RELATED_ITEMS" and not item_id and not user_id:
             raise InvalidInput(f"campaign {campaign_name!r} ({campaign.recipe}) needs an itemId")
+        if promotions and candidates is not None:
+            raise InvalidInput("promotions apply to recommendations, not to re-ranking a given list")
+
+        # Decide every filter before ranking anything, so bad filterValues fail the request whole.
+        decide = partial(self.filters.decide, dataset_group, user_id=user_id, item_id=item_id)
+        decision = decide(filter_name, filter_values)
+        promotion_decisions = [
+            (p, decide(p.filter_name, p.filter_values, where=f"promotions[{n}].filterValues"))
+            for n, p in enumerate(promotions)
+        ]
 
         history = tuple(self.store.latest_events(dataset_group, user_id, self.live_history_limit)) if user_id else ()
-        exclude: set[str] = set()
-        if campaign.config.get("excludeInteracted", True) and candidates is None:
-            # By default shoppers are shown what they have not interacted with yet.
-            exclude.update(e.item_id for e in history)
-        if item_id:
-            exclude.add(item_id)
-        ranked: Ranked = model.recommend(
-            Query(
-                user_id=user_id,
-                item_id=item_id,
-                history=history,
-                num_results=num_results,
-                exclude=frozenset(exclude),
-                candidates=tuple(candidates) if candidates is not None else None,
-                context=dict(context or {}),
-            )
+        exclude = self._campaign_exclusions(campaign, history, item_id, candidates)
+        if campaign.config.get("excludeEventTypes") and user_id:
+            # A use case's rule ("never what the shopper bought") holds over the whole history.
+            excluded_types = {e.lower() for e in campaign.config["excludeEventTypes"]}
+            exclude = exclude | {
+                item
+                for item, event_type in user_item_event_types(self.store, dataset_group, user_id)
+                if event_type.lower() in excluded_types
+            }
+        query = Query(
+            user_id=user_id,
+            item_id=item_id,
+            history=history,
+            num_results=num_results,
+            context=dict(context or {}),
         )
-        metadata = self._metadata(dataset_group, ranked.item_ids, metadata_columns)
+        recommendation_id = new_recommendation_id()
+        exploring: set[str] = set()
+        if candidates is not None:
+            kept = tuple(c for c in candidates if decision.allows(c))
+            ranked = model.recommend(replace(query, candidates=kept, num_results=len(kept)))
+            entries = [(i, s, None) for i, s in zip(ranked.item_ids, ranked.scores, strict=True)]
+        else:
+            promoted: list[tuple[str, float, str | None]] = []
+            for promotion, promotion_decision in promotion_decisions:
+                count = promoted_count(num_results, promotion.percent_promoted_items)
+                ranked = self._ranked(model, query, exclude, promotion_decision, count)
+                promoted += [(i, s, promotion.name) for i, s in zip(ranked.item_ids, ranked.scores, strict=True)]
+            taken = exclude | {i for i, _, _ in promoted}
+            ranked = self._ranked(model, query, taken, decision, num_results - len(promoted))
+            regular = [(i, s, None) for i, s in zip(ranked.item_ids, ranked.scores, strict=True)]
+            explored = self._explore(campaign, model, query, taken, decision, regular, recommendation_id)
+            if explored:
+                exploring.update(i for i, _, _ in explored)
+                regular = place_promoted(regular[: len(regular) - len(explored)], explored, recommendation_id + "/x")
+            entries = place_promoted(regular, promoted, recommendation_id) if promoted else regular
+
+        item_ids = [i for i, _, _ in entries]
+        metadata = self._metadata(dataset_group, item_ids, metadata_columns)
         items = tuple(
             RecommendedItem(
                 item_id=i,
                 score=None if s != s else round(float(s), 7),  # NaN: the model has no score for it
                 metadata=metadata.get(i) if metadata_columns else None,
+                promotion_name=promotion,
+                reason=("Exploration",) if i in exploring else (),
             )
-            for i, s in zip(ranked.item_ids, ranked.scores, strict=True)
+            for i, s, promotion in entries
         )
-        return Recommendations(items=items, recommendation_id=new_recommendation_id())
+        return Recommendations(items=items, recommendation_id=recommendation_id)
+
+    @staticmethod
+    def _campaign_exclusions(
+        campaign: CampaignInfo, history: Sequence[Interaction], item_id: str | None, candidates: Sequence[str] | None
+    ) -> frozenset[str]:
+        """What the campaign itself leaves out, before any filter: the item asked about, and by
+        default everything the shopper already interacted with (campaign config
+        ``excludeInteracted: false`` keeps those). The one place to change that default."""
+        exclude: set[str] = set()
+        if campaign.config.get("excludeInteracted", True) and candidates is None:
+            exclude.update(e.item_id for e in history)
+        if item_id:
+            exclude.add(item_id)
+        return frozenset(exclude)
+
+    def _explore(
+        self,
+        campaign: CampaignInfo,
+        model: Recipe,
+        query: Query,
+        taken: frozenset[str],
+        decision: FilterDecision,
+        regular: list[tuple[str, float, str | None]],
+        recommendation_id: str,
+    ) -> list[tuple[str, float, None]]:
+        """Exploration picks for a user-personalization list (engine/serving/exploration.py)."""
+        if model.recipe_type != "USER_PERSONALIZATION" or not regular:
+            return []
+        config = ExplorationConfig.from_campaign(campaign.config)
+        rng = np.random.default_rng(list(recommendation_id.encode()))
+        slots = config.slots(len(regular), rng)
+        if slots == 0:
+            return []
+        listed = {i for i, _, _ in regular}
+        pool = [
+            c
+            for c in self.exploration.candidates(campaign.dataset_group, config, model.item_ids)
+            if c not in taken and c not in listed and decision.allows(c)
+        ]
+        chosen = self.exploration.choose(campaign.dataset_group, pool, slots, rng)
+        if not chosen:
+            return []
+        scored = model.recommend(replace(query, candidates=tuple(chosen), num_results=len(chosen)))
+        score = dict(zip(scored.item_ids, scored.scores, strict=True))
+        return [(c, score.get(c, float("nan")), None) for c in chosen]
+
+    @staticmethod
+    def _ranked(model: Recipe, query: Query, exclude: frozenset[str], decision: FilterDecision, n: int) -> Ranked:
+        """The recipe's top ``n`` among what ``decision`` allows and ``exclude`` does not hold."""
+        if n <= 0:
+            return Ranked((), ())
+        ruled_out = exclude.union(decision.excluded_from(model.item_ids)) if decision.restricts else exclude
+        ranked = model.recommend(replace(query, exclude=frozenset(ruled_out), num_results=n))
+        # A recipe only ranks what it knows, and every id it knows was ruled on above; this guards
+        # recipes that add items from elsewhere (exploration of new items).
+        kept = [
+            (i, s)
+            for i, s in zip(ranked.item_ids, ranked.scores, strict=True)
+            if i not in ruled_out and decision.allows(i)
+        ][:n]
+        return Ranked(tuple(i for i, _ in kept), tuple(s for _, s in kept))
 
     def _metadata(
         self, dataset_group: str, item_ids: Sequence[str], columns: Sequence[str]

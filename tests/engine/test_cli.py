@@ -110,6 +110,20 @@ def test_the_whole_path_import_train_deploy_keys(db, exported, tmp_path):
 
         stored = conn.execute(text("select secret_encrypted from access_keys")).scalar()
     assert keys["secretAccessKey"] not in stored
+    recommender = json.loads(
+        run(
+            "recommender",
+            "create",
+            "for-you-preset",
+            "--dataset-group",
+            "shop",
+            "--recipe",
+            "aws-ecomm-recommended-for-you",
+            "--json",
+            db=db,
+        ).stdout
+    )
+    assert recommender["arn"].endswith(":recommender/for-you-preset") and recommender["solutionVersionId"]
     tracker = json.loads(run("event-tracker", "create", "site", "--dataset-group", "shop", "--json", db=db).stdout)
     assert len(tracker["trackingId"]) == 36
     connected = json.loads(
@@ -166,6 +180,10 @@ def test_a_bad_import_reports_every_bad_line_and_imports_nothing(db, tmp_path):
             "no version yet",
         ),
         (("campaign", "create", "c", "--solution-version", "sv-nope"), "does not exist"),
+        (
+            ("campaign", "create", "c", "--solution-version", "sv-x", "--config", '{"explorationWeight": 2}'),
+            "explorationWeight",
+        ),
         (("import", "items", "/no/such/file.csv", "--dataset-group", "shop"), "file.csv"),
         (("connect", "myspace", "--dataset-group", "shop", "--secret", "x"), "unknown platform"),
     ],
@@ -221,12 +239,14 @@ def test_serve_runs_gunicorn_workers_that_answer(tmp_path):
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        deadline = time.monotonic() + 60  # each gunicorn worker imports the app: slow on a busy machine
+        while time.monotonic() < deadline:
+            assert server.poll() is None, server.stdout.read().decode()
             try:
                 if requests.get(url + "/health", timeout=1).ok:
                     break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.2)
         r = requests.post(
             url + "/v1/recommendations",
             timeout=10,

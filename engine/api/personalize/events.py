@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, g
 
 from engine.api.app import get_store
-from engine.api.events import events_to_interactions, snake_upper
+from engine.api.events import events_to_records, snake_upper
 from engine.arns import dataset_arn_parts
 from engine.errors import InvalidInput, NotFound
 from engine.importing import convert_properties
@@ -38,7 +38,7 @@ def put_events():
             props = dict(event.get("properties") or {})
             props["eventAttributionSource"] = source["eventAttributionSource"]
             event["properties"] = props
-    store.ingest(g.dataset_group, events_to_interactions(req))
+    store.ingest(g.dataset_group, events_to_records(req))
     return {}
 
 

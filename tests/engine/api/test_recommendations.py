@@ -118,3 +118,20 @@ def test_popular_items_need_no_user(shop):
     body = shop.post("/v1/recommendations", {"campaign": "best-sellers", "numResults": 2}, key=shop.public_key).json()
     assert {i["itemId"] for i in body["itemList"]} <= {"shoe0", "shoe1", "pan0", "pan1"}
     assert all(not math.isnan(i["score"]) for i in body["itemList"])
+
+
+def test_an_anonymous_session_joins_the_user_once_the_user_is_known(shop):
+    def send(body):
+        r = shop.post("/v1/events", {"trackingId": shop.tracking_id, **body}, key=shop.public_key)
+        assert r.status_code == 200, r.text
+
+    send({"sessionId": "visit-9", "eventList": [{"eventType": "view", "itemId": "pan7", "sentAt": 1_800_000_000}]})
+    send(
+        {
+            "sessionId": "visit-9",
+            "userId": "signed-in-9",
+            "eventList": [{"eventType": "view", "itemId": "pan8", "sentAt": 1_800_000_100}],
+        }
+    )
+    assert [e.item_id for e in shop.store.latest_events("shop", "signed-in-9")] == ["pan7", "pan8"]
+    assert shop.store.latest_events("shop", "visit-9") == []

@@ -105,3 +105,49 @@ def test_an_unknown_access_key_is_refused(aws):
     with pytest.raises(ClientError) as caught:
         runtime.get_recommendations(campaignArn=aws.arn("campaign/for-you"), userId="u1")
     assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
+def test_filters_and_promotions_by_arn(aws):
+    from engine.serving.filters import create_filter
+
+    create_filter(aws.store, "shop", "only-category", "INCLUDE ItemID WHERE Items.CATEGORY_L1 IN ($CATEGORY)")
+    runtime = aws.client("personalize-runtime")
+    answer = runtime.get_recommendations(
+        campaignArn=aws.arn("campaign/for-you"),
+        userId="u1",
+        numResults=6,
+        filterArn=aws.arn("filter/only-category"),
+        filterValues={"CATEGORY": '"shoes"'},
+        metadataColumns={"ITEMS": ["CATEGORY_L1"]},
+    )
+    assert {i["metadata"]["categoryL1"] for i in answer["itemList"]} == {"shoes"}
+    promoted = runtime.get_recommendations(
+        campaignArn=aws.arn("campaign/for-you"),
+        userId="u1",
+        numResults=10,
+        promotions=[
+            {
+                "name": "shoe-week",
+                "percentPromotedItems": 20,
+                "filterArn": aws.arn("filter/only-category"),
+                "filterValues": {"CATEGORY": '"shoes"'},
+            }
+        ],
+    )
+    marked = [i for i in promoted["itemList"] if i.get("promotionName") == "shoe-week"]
+    assert len(marked) == 2 and all(i["itemId"].startswith("shoe") for i in marked)
+    with pytest.raises(runtime.exceptions.ResourceNotFoundException):
+        runtime.get_recommendations(
+            campaignArn=aws.arn("campaign/for-you"), userId="u1", filterArn=aws.arn("filter/missing")
+        )
+
+
+def test_a_domain_recommender_by_its_arn(aws, tmp_path):
+    from engine.serving.recommenders import create_recommender
+
+    create_recommender(aws.store, tmp_path, "shop", "top-sellers", "aws-ecomm-popular-items-by-purchases")
+    runtime = aws.client("personalize-runtime")
+    answer = runtime.get_recommendations(recommenderArn=aws.arn("recommender/top-sellers"), userId="u1", numResults=4)
+    assert {i["itemId"] for i in answer["itemList"]} == {"shoe0", "shoe1", "pan0", "pan1"}
+    with pytest.raises(runtime.exceptions.ResourceNotFoundException):
+        runtime.get_recommendations(recommenderArn=aws.arn("recommender/nope"), userId="u1")

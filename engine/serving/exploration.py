@@ -1,0 +1,131 @@
+"""Exploration: give new and rarely-shown items exposure, and take it away from those nobody clicks.
+
+Personalize's campaign settings, same names: ``explorationWeight`` (0 = none, 1 = the most;
+default 0.3) and ``explorationItemAgeCutOff`` (days; items created more recently count as new;
+default 30). Up to half of a list at weight 1 is given to exploration candidates: items created
+within the cut-off, or shown fewer than ``RARELY_SHOWN`` times (once the store reports impressions:
+``impression`` events, as the widget sends for the cards a shopper actually saw). Candidates are chosen by Thompson
+sampling on their click-through so far (clicks and impressions from the dataset group's events):
+an item whose impressions draw no clicks soon samples low and drops out, one that is clicked keeps
+its exposure — the feedback loop the widget's impression and click events close.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+
+from engine.errors import InvalidInput
+from engine.records import CLICK, IMPRESSION
+from engine.storage import Store
+from engine.storage import tables as t
+
+DEFAULT_WEIGHT = 0.3
+DEFAULT_AGE_CUTOFF_DAYS = 30.0
+#: Items shown fewer times than this still count as unexplored.
+RARELY_SHOWN = 20
+#: Impression and click counts look this far back.
+STATS_WINDOW_DAYS = 30.0
+
+
+@dataclass(frozen=True)
+class ExplorationConfig:
+    weight: float = DEFAULT_WEIGHT
+    age_cutoff_days: float = DEFAULT_AGE_CUTOFF_DAYS
+
+    @classmethod
+    def from_campaign(cls, config: dict) -> ExplorationConfig:
+        """Validated from a campaign's config; Personalize sends these as strings."""
+        try:
+            weight = float(config.get("explorationWeight", DEFAULT_WEIGHT))
+            cutoff = float(config.get("explorationItemAgeCutOff", DEFAULT_AGE_CUTOFF_DAYS))
+        except (TypeError, ValueError):
+            raise InvalidInput("explorationWeight and explorationItemAgeCutOff must be numbers") from None
+        if not 0.0 <= weight <= 1.0:
+            raise InvalidInput("explorationWeight must be between 0 and 1")
+        if cutoff <= 0:
+            raise InvalidInput("explorationItemAgeCutOff must be a positive number of days")
+        return cls(weight, cutoff)
+
+    def slots(self, num_results: int, rng: np.random.Generator) -> int:
+        """How many of ``num_results`` go to exploration: weight × half the list, rounded at random
+        so small lists explore too, in proportion."""
+        expected = num_results * self.weight * 0.5
+        return min(num_results, int(expected) + int(rng.random() < expected - int(expected)))
+
+
+@dataclass
+class _Stats:
+    impressions: dict[str, int]
+    clicks: dict[str, int]
+    created: dict[str, float]
+    loaded_at: float
+
+
+class ExplorationService:
+    """Per-process cache of each dataset group's impression/click counts and item ages."""
+
+    def __init__(self, store: Store, *, ttl_s: float = 30.0) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self._stats: dict[str, _Stats] = {}
+        self._lock = threading.Lock()
+
+    def stats(self, dataset_group: str) -> _Stats:
+        cached = self._stats.get(dataset_group)
+        if cached is not None and time.monotonic() - cached.loaded_at < self.ttl_s:
+            return cached
+        with self._lock:
+            group = self.store.get_dataset_group(dataset_group)
+            since = time.time() - STATS_WINDOW_DAYS * 86400
+            impressions: dict[str, int] = {}
+            clicks: dict[str, int] = {}
+            with self.store.session() as s:
+                rows = s.execute(
+                    select(t.InteractionRow.item_id, t.InteractionRow.event_type, func.count())
+                    .where(
+                        t.InteractionRow.dataset_group_id == group.id,
+                        t.InteractionRow.event_type.in_([IMPRESSION, CLICK]),
+                        t.InteractionRow.timestamp >= since,
+                    )
+                    .group_by(t.InteractionRow.item_id, t.InteractionRow.event_type)
+                ).all()
+                created = dict(
+                    s.execute(
+                        select(t.ItemRow.item_id, t.ItemRow.creation_timestamp).where(
+                            t.ItemRow.dataset_group_id == group.id, t.ItemRow.creation_timestamp.isnot(None)
+                        )
+                    ).all()
+                )
+            for item_id, event_type, count in rows:
+                (impressions if event_type == IMPRESSION else clicks)[item_id] = int(count)
+            stats = _Stats(impressions, clicks, created, time.monotonic())
+            self._stats[dataset_group] = stats
+            return stats
+
+    def candidates(self, dataset_group: str, config: ExplorationConfig, known_items: np.ndarray) -> list[str]:
+        """New items (created within the cut-off) and items the model knows but few have seen."""
+        stats = self.stats(dataset_group)
+        cutoff = time.time() - config.age_cutoff_days * 86400
+        new = {item for item, created in stats.created.items() if created is not None and created >= cutoff}
+        if not stats.impressions:
+            # A store that reports no impressions says nothing about what was rarely shown: only
+            # its new items are explored, rather than the whole catalog at random.
+            return sorted(new)
+        rarely = {item for item in known_items.tolist() if stats.impressions.get(item, 0) < RARELY_SHOWN}
+        return sorted(new | rarely)
+
+    def choose(self, dataset_group: str, candidates: list[str], n: int, rng: np.random.Generator) -> list[str]:
+        """Thompson sampling on each candidate's click-through: Beta(clicks + 1, misses + 1)."""
+        if n <= 0 or not candidates:
+            return []
+        stats = self.stats(dataset_group)
+        shown = np.array([stats.impressions.get(c, 0) for c in candidates], dtype=np.float64)
+        clicked = np.array([stats.clicks.get(c, 0) for c in candidates], dtype=np.float64)
+        samples = rng.beta(clicked + 1.0, np.maximum(shown - clicked, 0.0) + 1.0)
+        top = np.argsort(-samples, kind="stable")[:n]
+        return [candidates[i] for i in top]
