@@ -18,6 +18,7 @@ from html.parser import HTMLParser
 from typing import Any, TypeVar
 
 from adapters.base import Delivery, PayloadError
+from engine.records import MAX_ID_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +176,25 @@ def lookup(table: Mapping[Any, T], value: Any, what: str, platform: str) -> T | 
 def drop_empty(properties: Mapping[str, Any]) -> dict[str, Any]:
     """Item or user properties without the fields the platform left empty."""
     return {k: v for k, v in properties.items() if v is not None and v != ""}
+
+
+def tolerant_id(value: Any) -> str | None:
+    """An id from a customer data platform's free-form event: strings and integers only, within
+    the engine's id length; anything else is treated as absent rather than refused."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    return text if text and len(text) <= MAX_ID_LENGTH else None
+
+
+def tolerant_number(value: Any, what: str, platform: str) -> Decimal | None:
+    """A number from a free-form event property; a malformed one is logged and ignored, since one
+    odd property must not drop a whole batch of events."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        log.info("%s: %s %r is not a number; ignored", platform, what, value)
+        return None
+    return amount if amount.is_finite() else None

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from adapters.base import PayloadError
+from adapters.common import tolerant_id, tolerant_number
 from adapters.segment.spec import allowed_attributes
 from engine.records import (
     ADD_TO_CART,
@@ -78,21 +79,11 @@ DEFAULT_PRODUCT_ATTRIBUTES: tuple[str, ...] = ("product_id", "productId", "item_
 
 
 def _id(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    text = str(value).strip()
-    return text if text and len(text) <= MAX_ID_LENGTH else None
+    return tolerant_id(value)
 
 
 def _number(value: Any, what: str) -> Decimal | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        log.info("mparticle: %s %r is not a number; ignored", what, value)
-        return None
-    return number if number.is_finite() else None
+    return tolerant_number(value, what, "mparticle")
 
 
 def identities(batch: Mapping[str, Any]) -> dict[str, str]:

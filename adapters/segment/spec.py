@@ -11,11 +11,12 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from adapters.actions import ForgetShopper
 from adapters.base import PayloadError
+from adapters.common import tolerant_id, tolerant_number
 from engine.records import (
     ADD_TO_CART,
     CLICK,
@@ -145,21 +146,11 @@ def epoch_seconds(message: Mapping[str, Any]) -> float:
 
 
 def _id(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    text = str(value).strip()
-    return text if text and len(text) <= MAX_ID_LENGTH else None
+    return tolerant_id(value)
 
 
 def _number(value: Any, what: str) -> Decimal | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        log.info("segment: %s %r is not a number; ignored", what, value)
-        return None
-    return number if number.is_finite() else None
+    return tolerant_number(value, what, "segment")
 
 
 def product_value(product: Mapping[str, Any]) -> float | None:
