@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from adapters.actions import Checkpoint, ForgetShopper
-from adapters.base import Adapter, Delivery, PayloadError, PlatformClient
+from adapters.base import Adapter, Delivery, PayloadError, PlatformClient, WidgetContext
 from adapters.bigcommerce import signature
 from adapters.bigcommerce.backfill import BigCommerceBackfill, order_lines, since_text
 from adapters.bigcommerce.catalog import CatalogNames, product_item
@@ -174,3 +174,9 @@ class BigCommerceAdapter(Adapter):
     def backfill(self, client: PlatformClient) -> Iterator[Record | Checkpoint]:
         """Products, customers, then orders, with a Checkpoint after every page (resumable)."""
         yield from BigCommerceBackfill(client, self.config).run(since_text(self.config.get("backfill_since")))
+
+    def render_widget(self, ctx: WidgetContext) -> str:
+        """The theme snippet (adapters.snippets), with this platform's product, cart and customer variables."""
+        from adapters.snippets import render
+
+        return render(self.platform, ctx)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from adapters.actions import Checkpoint
-from adapters.base import Acknowledgement, Adapter, Delivery, PlatformClient, SignatureError
+from adapters.base import Acknowledgement, Adapter, Delivery, PlatformClient, SignatureError, WidgetContext
 from adapters.common import header, load_json_object
 from adapters.magento import mapping
 from adapters.magento.backfill import MagentoBackfill, rest_client
@@ -134,3 +134,9 @@ class MagentoAdapter(Adapter):
         since = self.config.get("backfill_since")
         since_text = None if since is None else datetime.fromtimestamp(float(since), UTC).strftime("%Y-%m-%d %H:%M:%S")
         yield from MagentoBackfill(client, self.config).run(since_text)
+
+    def render_widget(self, ctx: WidgetContext) -> str:
+        """The theme snippet (adapters.snippets), with this platform's product, cart and customer variables."""
+        from adapters.snippets import render
+
+        return render(self.platform, ctx)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from adapters.actions import Checkpoint
-from adapters.base import Adapter, Delivery, PlatformClient, SignatureError
+from adapters.base import Adapter, Delivery, PlatformClient, SignatureError, WidgetContext
 from adapters.common import header, load_json_object
 from adapters.shopify import mapping
 from adapters.shopify.backfill import ShopifyBackfill, admin_client
@@ -124,3 +124,9 @@ class ShopifyAdapter(Adapter):
         since = self.config.get("backfill_since")
         since_text = None if since is None else datetime.fromtimestamp(float(since), UTC).isoformat()
         yield from ShopifyBackfill(client, self.config).run(since_text)
+
+    def render_widget(self, ctx: WidgetContext) -> str:
+        """The theme snippet (adapters.snippets), with this platform's product, cart and customer variables."""
+        from adapters.snippets import render
+
+        return render(self.platform, ctx)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from adapters.actions import Checkpoint
-from adapters.base import Acknowledgement, Adapter, Delivery, PlatformClient, SignatureError
+from adapters.base import Acknowledgement, Adapter, Delivery, PlatformClient, SignatureError, WidgetContext
 from adapters.common import header, load_json_object
 from adapters.woocommerce import mapping
 from adapters.woocommerce.backfill import WooCommerceBackfill, rest_client
@@ -125,3 +125,9 @@ class WooCommerceAdapter(Adapter):
         since = self.config.get("backfill_since")
         since_text = None if since is None else datetime.fromtimestamp(float(since), UTC).strftime("%Y-%m-%dT%H:%M:%S")
         yield from WooCommerceBackfill(client, self.config).run(since_text)
+
+    def render_widget(self, ctx: WidgetContext) -> str:
+        """The theme snippet (adapters.snippets), with this platform's product, cart and customer variables."""
+        from adapters.snippets import render
+
+        return render(self.platform, ctx)

@@ -1,16 +1,27 @@
-"""The demo storefront (``shelfwise demo``): server-rendered product pages embedding the widget.
+"""The demo storefront (``shelfwise demo``): server-rendered home, product and cart pages embedding
+the widget.
 
-The page knows nothing of recommendations itself: it only places ``data-shelfwise-widget``
-elements and the script tag, exactly as a merchant's theme would.
+The pages know nothing of recommendations themselves: they place ``data-shelfwise-widget``
+elements and the script tag, exactly as a merchant's theme would. The cart lives in a cookie, and
+"Add to cart" and "Place order" record ``add-to-cart`` and ``purchase`` events server-side, as a
+platform's webhooks would: they carry no recommendationId, so the dashboard shows last-click
+attribution at work. (A local demo: its forms have no CSRF token.)
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template
+import time
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from engine.api.app import get_store
+from engine.records import Interaction
 
 bp = Blueprint("demo", __name__, url_prefix="/demo", template_folder="templates")
+
+CART_COOKIE = "shelfwise_demo_cart"
+MAX_CART = 20
 
 
 def demo_config() -> dict:
@@ -18,6 +29,31 @@ def demo_config() -> dict:
     if not config:
         abort(404, "the demo storefront is served by 'shelfwise demo' only")
     return config
+
+
+def cart_ids() -> list[str]:
+    raw = request.cookies.get(CART_COOKIE, "")
+    return [i for i in raw.split(",") if i][:MAX_CART]
+
+
+@bp.context_processor
+def page_context() -> dict:
+    config = current_app.config["SHELFWISE"].extra.get("demo") or {}
+    if not config:
+        return {}
+    endpoint = (config.get("endpoint") or "").rstrip("/")
+    query = urlencode(
+        {
+            "key": config["public_key"],
+            "userId": config["shopper_id"],
+            "layout": "grid",
+            "numResults": 4,
+            "title": "Picked for you",
+            "productUrl": request.host_url.rstrip("/") + "/demo/products/{itemId}",
+        }
+    )
+    name = config["campaigns"]["recommended_for_you"]
+    return {"cart_size": len(cart_ids()), "email_url": f"{endpoint}/v1/widgets/{name}.html?{query}"}
 
 
 @bp.get("/")
@@ -34,3 +70,45 @@ def product(item_id: str):
     if item is None:
         abort(404, f"no product {item_id!r} in the demo store")
     return render_template("demo_product.html", demo=config, item=item)
+
+
+@bp.get("/cart")
+def cart():
+    config = demo_config()
+    catalog = get_store().items(config["dataset_group"], cart_ids())
+    lines = [catalog[i] for i in cart_ids() if i in catalog]
+    ordered = request.args.get("ordered", type=int)
+    return render_template("demo_cart.html", demo=config, lines=lines, ordered=ordered)
+
+
+def _record(config: dict, item_ids: list[str], event_type: str) -> None:
+    now = time.time()
+    get_store().ingest(
+        config["dataset_group"],
+        [Interaction(config["shopper_id"], i, event_type, now, session_id="demo-store") for i in item_ids],
+    )
+
+
+@bp.post("/cart")
+def add_to_cart():
+    config = demo_config()
+    item_id = request.form.get("item_id", "")
+    if not get_store().items(config["dataset_group"], [item_id]):
+        abort(404, f"no product {item_id!r} in the demo store")
+    _record(config, [item_id], "add-to-cart")
+    ids = [i for i in cart_ids() if i != item_id]
+    response = redirect(url_for("demo.cart"), 303)
+    response.set_cookie(CART_COOKIE, ",".join([item_id, *ids][:MAX_CART]), samesite="Lax", httponly=True)
+    return response
+
+
+@bp.post("/checkout")
+def checkout():
+    config = demo_config()
+    ids = cart_ids()
+    catalog = get_store().items(config["dataset_group"], ids)
+    bought = [i for i in ids if i in catalog]
+    _record(config, bought, "purchase")  # no eventValue: revenue is the catalog price
+    response = redirect(url_for("demo.cart", ordered=len(bought)), 303)
+    response.delete_cookie(CART_COOKIE)
+    return response

@@ -117,6 +117,8 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> None:
         "setupSeconds": round(elapsed, 2),
         "storefront": f"{base_url}/demo/",
         "product": f"{base_url}/demo/products/p0001",
+        "cart": f"{base_url}/demo/cart",
+        "dashboard": f"{base_url}/dashboard",
         "api": f"{base_url}/v1/recommendations",
         "curl": curl,
         **{k: v for k, v in config.items() if k != "campaigns"},
@@ -130,6 +132,8 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> None:
         if args.export:
             print(f"sample store written as Personalize CSV files to {args.export}")
         print(f"  storefront:  {base_url}/demo/   (shopping as {config['shopper_id']})")
+        print(f"  cart:        {base_url}/demo/cart")
+        print(f"  dashboard:   {base_url}/dashboard   (sign in with the secret key)")
         print(f"  widget:      {base_url}/widget.js")
         print(f"  public key:  {config['public_key']}")
         print(f"  secret key:  {config['secret_key']}")

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import AlreadyExists, InvalidInput, NotFound, Unauthorized
-from engine.records import Alias, Erasure, Interaction, Item, Record, User
+from engine.records import IMPRESSION, Alias, Erasure, Interaction, Item, Record, User
 from engine.storage import tables as t
 from engine.storage.db import make_engine
 
@@ -31,6 +31,9 @@ NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}$")
 DOMAINS = ("ECOMMERCE", "VIDEO_ON_DEMAND")
 DATASET_TYPES = ("INTERACTIONS", "ITEMS", "USERS")
 KEY_KINDS = ("public", "secret")
+#: Events that record what a shopper was shown, not what they did: kept for exploration and
+#: attribution, but never folded into a shopper's history or trained on as interest.
+NOT_INTERACTIONS = (IMPRESSION,)
 
 
 def check_name(name: str, what: str) -> str:
@@ -393,7 +396,11 @@ class Store:
                     t.InteractionRow.session_id,
                     t.InteractionRow.recommendation_id,
                 )
-                .where(t.InteractionRow.dataset_group_id == group.id, t.InteractionRow.user_id == user_id)
+                .where(
+                    t.InteractionRow.dataset_group_id == group.id,
+                    t.InteractionRow.user_id == user_id,
+                    t.InteractionRow.event_type.notin_(NOT_INTERACTIONS),
+                )
                 .order_by(t.InteractionRow.timestamp.desc(), t.InteractionRow.id.desc())
                 .limit(limit)
             ).all()
@@ -424,7 +431,10 @@ class Store:
                     t.InteractionRow.timestamp,
                     t.InteractionRow.session_id,
                 )
-                .where(t.InteractionRow.dataset_group_id == group.id)
+                .where(
+                    t.InteractionRow.dataset_group_id == group.id,
+                    t.InteractionRow.event_type.notin_(NOT_INTERACTIONS),
+                )
                 .order_by(t.InteractionRow.timestamp, t.InteractionRow.id)
                 .execution_options(yield_per=50_000)
             )

@@ -41,8 +41,10 @@ START = 1_750_000_000.0
 
 
 def chromium_path() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    return (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
     )
 
 
@@ -63,14 +65,19 @@ def shop_records() -> list:
             item_id = f"p{c}{n:02d}"
             ids.append(item_id)
             title = f"{adjectives[n % len(adjectives)]} {nouns[n % len(nouns)]}"
-            records.append(Item(item_id, {
-                "TITLE": title,
-                "PRODUCT_DESCRIPTION": f"A dependable {title.lower()} from our {category.lower()} range.",
-                "CATEGORY_L1": category,
-                "CATEGORY_L2": nouns[n % len(nouns)],
-                "PRICE": round(base_price + 3.5 * n + rng.random() * 2, 2),
-                "STOCK": rng.randrange(0, 40),
-            }))
+            records.append(
+                Item(
+                    item_id,
+                    {
+                        "TITLE": title,
+                        "PRODUCT_DESCRIPTION": f"A dependable {title.lower()} from our {category.lower()} range.",
+                        "CATEGORY_L1": category,
+                        "CATEGORY_L2": nouns[n % len(nouns)],
+                        "PRICE": round(base_price + 3.5 * n + rng.random() * 2, 2),
+                        "STOCK": rng.randrange(0, 40),
+                    },
+                )
+            )
     categories = list(by_category)
     t = START
     for u in range(40):
@@ -96,6 +103,9 @@ class DemoShop:
     group: str
     shopper_id: str
     widget_js: Path
+    public_key: str
+    secret_key: str
+    tracking_id: str
 
     def product_url(self, item_id: str) -> str:
         return f"{self.url}/demo/products/{item_id}"
@@ -114,13 +124,15 @@ def demo_shop(tmp_path_factory) -> Iterator[DemoShop]:
         (CAMPAIGNS["also_bought"], "sims", None),
         (CAMPAIGNS["best_sellers"], "popularity-count", None),
     ]:
-        version = train(store, artifacts, dataset_group=GROUP, recipe=recipe, solution=campaign,
-                        hyperparameters=hyperparameters)
+        version = train(
+            store, artifacts, dataset_group=GROUP, recipe=recipe, solution=campaign, hyperparameters=hyperparameters
+        )
         store.create_campaign(campaign, version.id)
 
     port = free_port()  # chosen first, so the public key can name the server's origin
     origin = f"http://127.0.0.1:{port}"
     public_key, _ = store.create_api_key(GROUP, "public", [origin])
+    secret_key, _ = store.create_api_key(GROUP, "secret")
     demo = {
         "dataset_group": GROUP,
         "public_key": public_key,
@@ -137,8 +149,17 @@ def demo_shop(tmp_path_factory) -> Iterator[DemoShop]:
     thread = threading.Thread(target=server.serve_forever, name="widget-demo-server", daemon=True)
     thread.start()
     try:
-        yield DemoShop(origin, port, store, GROUP, SHOPPER,
-                       Path(app.root_path) / "static" / "widget.js")
+        yield DemoShop(
+            origin,
+            port,
+            store,
+            GROUP,
+            SHOPPER,
+            Path(app.root_path) / "static" / "widget.js",
+            public_key,
+            secret_key,
+            demo["tracking_id"],
+        )
     finally:
         server.shutdown()
         thread.join(5)
@@ -165,3 +186,19 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+def stored_events(store: Store, group: str, **where) -> list:
+    """Interaction rows with everything stored (context and impression lists too), oldest first."""
+    from sqlalchemy import select
+
+    from engine.storage import tables as t
+
+    group_id = store.get_dataset_group(group).id
+    query = select(t.InteractionRow).where(t.InteractionRow.dataset_group_id == group_id)
+    for column, value in where.items():
+        query = query.where(getattr(t.InteractionRow, column) == value)
+    with store.session() as s:
+        rows = s.scalars(query.order_by(t.InteractionRow.id)).all()
+        s.expunge_all()
+    return rows

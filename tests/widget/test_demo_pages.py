@@ -29,12 +29,24 @@ def client(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pages")
     store = Store(f"sqlite:///{tmp}/pages.db")
     store.create_dataset_group("pages")
-    store.ingest("pages", [
-        Item("lamp", {"TITLE": "Desk Lamp", "CATEGORY_L1": "Home", "CATEGORY_L2": "Lighting", "PRICE": 1234.5,
-                      "STOCK": 3, "PRODUCT_DESCRIPTION": "Warm light."}),
-        Item("evil", {"TITLE": '<script>alert("x")</script>', "CATEGORY_L1": "Home", "PRICE": 5, "STOCK": 0}),
-        Item("bare", {}),
-    ])
+    store.ingest(
+        "pages",
+        [
+            Item(
+                "lamp",
+                {
+                    "TITLE": "Desk Lamp",
+                    "CATEGORY_L1": "Home",
+                    "CATEGORY_L2": "Lighting",
+                    "PRICE": 1234.5,
+                    "STOCK": 3,
+                    "PRODUCT_DESCRIPTION": "Warm light.",
+                },
+            ),
+            Item("evil", {"TITLE": '<script>alert("x")</script>', "CATEGORY_L1": "Home", "PRICE": 5, "STOCK": 0}),
+            Item("bare", {}),
+        ],
+    )
     app = create_app(store=store, database_url=store.database_url, extra={"demo": DEMO})
     yield app.test_client()
     store.close()
@@ -54,6 +66,7 @@ def test_home_lists_products_and_places_two_widgets(client):
     assert 'href="/demo/products/lamp"' in html and "$1,234.50" in html
     assert [w["data-recommender"] for w in widgets(html)] == ["recommended-for-you", "best-sellers"]
     assert all(w["data-product-url"] == "/demo/products/{itemId}" for w in widgets(html))
+    assert [w["data-layout"] for w in widgets(html)] == ["carousel", "grid"]
 
 
 def test_product_page_places_both_carousels_and_the_script_tag(client):
@@ -63,7 +76,8 @@ def test_product_page_places_both_carousels_and_the_script_tag(client):
     assert [w["data-recommender"] for w in found] == ["recommended-for-you", "customers-also-bought"]
     assert "data-item-id" not in found[0]
     assert found[1]["data-item-id"] == "lamp"
-    assert {w["data-layout"] for w in found} == {"carousel"}
+    assert [w["data-layout"] for w in found] == ["carousel", "grid"]
+    assert [w["data-widget-name"] for w in found] == ["product-for-you", "product-also-bought"]
     script = re.search(r"<script src=\"/widget.js\"[^>]*>", html)
     assert script, "without an endpoint in the config the widget comes from this server"
     tag = script.group(0)
@@ -89,3 +103,32 @@ def test_a_product_without_properties_still_renders(client):
 
 def test_unknown_product_is_404(client):
     assert client.get("/demo/products/nope").status_code == 404
+
+
+def test_cart_records_add_to_cart_and_purchase_and_shows_bought_together(client):
+    store = client.application.extensions["shelfwise.store"]
+    empty = client.get("/demo/cart").get_data(as_text=True)
+    assert "Your cart is empty." in empty
+    assert [w["data-recommender"] for w in widgets(empty)] == ["best-sellers"]
+
+    response = client.post("/demo/cart", data={"item_id": "lamp"})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/demo/cart")
+    html = client.get("/demo/cart").get_data(as_text=True)
+    assert "Desk Lamp" in html and "Cart (1)" in html
+    found = widgets(html)
+    assert [(w["data-recommender"], w.get("data-item-id"), w["data-placement"]) for w in found] == [
+        ("customers-also-bought", "lamp", "cart"),
+        ("best-sellers", None, "cart"),
+    ]
+
+    assert client.post("/demo/checkout").status_code == 303
+    assert "Your cart is empty." in client.get("/demo/cart").get_data(as_text=True)
+    events = [(e.item_id, e.event_type) for e in store.latest_events("pages", "shopper-7")]
+    assert events[-2:] == [("lamp", "add-to-cart"), ("lamp", "purchase")]
+    assert client.post("/demo/cart", data={"item_id": "nope"}).status_code == 404
+
+
+def test_pages_link_the_dashboard_and_the_email_fragment(client):
+    html = client.get("/demo/").get_data(as_text=True)
+    assert 'href="/dashboard"' in html
+    assert re.search(r'href="/v1/widgets/recommended-for-you\.html\?key=pk_demo\.secretish&amp;userId=shopper-7', html)

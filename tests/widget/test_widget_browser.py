@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.widget.conftest import CAMPAIGNS
+from tests.widget.conftest import CAMPAIGNS, stored_events
 
 pytestmark = pytest.mark.browser
 
@@ -69,8 +69,9 @@ def cards(page, widget: str) -> list[dict]:
 
 
 def post_json(url: str, body: dict, headers: dict[str, str]):
-    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json", **headers}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
@@ -158,19 +159,28 @@ def test_click_is_recorded_and_the_next_page_reflects_it(demo_shop, page):
     settle(page)
     rid = recommendation_id(page, FOR_YOU)
     clicked = cards(page, FOR_YOU)[0]
-    before = len(store.latest_events(group, shopper))
+    before = {e.timestamp for e in store.latest_events(group, shopper)}
 
     page.click(f"{FOR_YOU} li[data-item-id='{clicked['itemId']}'] a")
     page.wait_for_url(f"**/demo/products/{clicked['itemId']}")
     assert page.text_content("h1") == clicked["name"]
 
+    def new_clicks():
+        return [e for e in store.latest_events(group, shopper) if e.event_type == "click" and e.timestamp not in before]
+
     deadline = time.monotonic() + 10
-    while len(events := store.latest_events(group, shopper)) == before and time.monotonic() < deadline:
+    while not (clicks := new_clicks()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(events) == before + 1, "the click event never reached the store"
-    event = events[-1]
+    assert len(clicks) == 1, "the click event never reached the store"
+    event = clicks[0]
     assert (event.event_type, event.item_id, event.recommendation_id) == ("click", clicked["itemId"], rid)
     assert event.session_id
+    (row,) = [r for r in stored_events(store, group, recommendation_id=rid) if r.event_type == "click"]
+    assert row.context == {
+        "WIDGET": "product-for-you",
+        "CAMPAIGN": CAMPAIGNS["recommended_for_you"],
+        "PLACEMENT": "product",
+    }
 
     # The event is stored, so this load folds it in: the clicked product is no longer suggested.
     page.reload()
@@ -242,7 +252,10 @@ def test_a_page_on_another_origin_gets_no_cards(demo_shop, page):
     # What the browser was refused: a 403 without Access-Control-Allow-Origin, for that origin only.
     key = page.get_attribute("script[data-shelfwise-key]", "data-shelfwise-key")
     for origin, status in [(other_origin, 403), (demo_shop.url, 200)]:
-        response = post_json(f"{demo_shop.url}/v1/recommendations", {"campaign": CAMPAIGNS["best_sellers"]},
-                             {"Authorization": f"Bearer {key}", "Origin": origin})
+        response = post_json(
+            f"{demo_shop.url}/v1/recommendations",
+            {"campaign": CAMPAIGNS["best_sellers"]},
+            {"Authorization": f"Bearer {key}", "Origin": origin},
+        )
         assert response.status == status
         assert response.headers.get("Access-Control-Allow-Origin") == (origin if status == 200 else None)

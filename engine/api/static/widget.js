@@ -8,7 +8,13 @@
  * </script>
  * <div data-shelfwise-widget data-recommender="CAMPAIGN" data-item-id="..." data-num-results="8"
  *      data-title="..." data-product-url="/products/{itemId}" data-currency="USD"
- *      data-layout="carousel|grid"></div>
+ *      data-layout="carousel|grid" data-type="campaign|recommender"
+ *      data-widget-name="pdp-also-bought" data-placement="product-page"></div>
+ *
+ * Cards seen (at least half visible for a second, IntersectionObserver) go back as "impression" events and
+ * clicks as "click" events, each with the list's recommendationId and properties {widget,
+ * campaign|recommender, placement}: exploration learns from what was shown and ignored, and
+ * attribution (GET /v1/metrics, `shelfwise report`) credits what the widget earned.
  *
  * Every widget element gets data-shelfwise-state (loading | ready | empty | error) and a
  * "shelfwise:rendered" event ({detail: {count, recommendationId}}) after each attempt. When there is
@@ -31,6 +37,13 @@
   const generations = new WeakMap(); // element -> number of its latest request (older answers are dropped)
   const bound = new WeakSet(); // elements whose click listeners are in place
   const formatters = {};
+  const observers = new WeakMap(); // element -> IntersectionObserver of its current cards
+  const MAX_EVENTS = 10; // PutEvents takes at most 10 events a request
+  // Seen = at least half the card in view for a second (the IAB viewability rule), so cards that
+  // flash past while the page lays out or the shopper scrolls by do not count as ignored.
+  const DWELL_MS = 1000;
+  const pending = []; // impressions seen, waiting for the next batch
+  let flushTimer = 0;
   let userId = options.shelfwiseUserId || "";
   let sessionId = "";
 
@@ -183,7 +196,13 @@
   function widgetSettings(node) {
     const data = node.dataset;
     const n = parseInt(data.numResults, 10);
+    const kind = data.type === "recommender" ? "recommender" : "campaign";
+    const properties = { widget: data.widgetName || data.recommender || "" };
+    properties[kind] = data.recommender || "";
+    if (data.placement) properties.placement = data.placement;
     return {
+      kind,
+      properties,
       campaign: data.recommender || "",
       itemId: data.itemId || "",
       numResults: Math.min(Math.max(isFinite(n) ? n : 8, 1), 50),
@@ -196,7 +215,7 @@
 
   async function fetchRecommendations(settings) {
     const body = {
-      campaign: settings.campaign,
+      [settings.kind]: settings.campaign,
       userId: identity().userId,
       numResults: settings.numResults,
       metadataColumns: { ITEMS: METADATA },
@@ -267,29 +286,87 @@
     list.dataset.recommendationId = answer.recommendationId || "";
     for (const entry of items) list.appendChild(card(entry, settings));
     section.appendChild(list);
+    list.dataset.properties = JSON.stringify(settings.properties);
     node.replaceChildren(section);
     node.hidden = false;
+    watchImpressions(node, list);
     finish(node, "ready", items.length, answer.recommendationId || null);
   }
 
-  function sendClick(itemId, recommendationId) {
-    if (!trackingId || !apiKey) return;
+  function sendEvents(events) {
+    if (!trackingId || !apiKey || !events.length) return;
     const who = identity();
-    const event = { eventType: "click", itemId, sentAt: Date.now() / 1000 };
-    if (recommendationId) event.recommendationId = recommendationId;
-    const body = { trackingId, userId: who.userId, sessionId: who.sessionId, eventList: [event] };
+    const body = { trackingId, userId: who.userId, sessionId: who.sessionId, eventList: events };
     try {
       fetch(endpoint + "/v1/events", {
         method: "POST",
         mode: "cors",
         credentials: "omit",
-        keepalive: true, // survives the navigation the click starts
+        keepalive: true, // survives the navigation a click starts, and the page being closed
         headers: { Authorization: "Bearer " + apiKey, "Content-Type": "application/json" },
         body: JSON.stringify(body),
-      }).catch((error) => warn("click not recorded", error && error.message));
+      }).catch((error) => warn("event not recorded", error && error.message));
     } catch (error) {
-      warn("click not recorded", error && error.message);
+      warn("event not recorded", error && error.message);
     }
+  }
+
+  function itemEvent(eventType, item) {
+    const list = item.closest("[data-recommendation-id]");
+    const event = { eventType, itemId: item.dataset.itemId, sentAt: Date.now() / 1000 };
+    if (list && list.dataset.recommendationId) event.recommendationId = list.dataset.recommendationId;
+    try {
+      event.properties = JSON.parse(list.dataset.properties);
+    } catch (_) {
+      /* no properties: the event still counts for exploration */
+    }
+    return event;
+  }
+
+  /** Impressions of one list go in one request when possible: up to 10 events, each naming the
+   * items seen together (the `impression` list), sent shortly after the cards come into view. */
+  function flushImpressions() {
+    flushTimer = 0;
+    while (pending.length) {
+      const batch = pending.splice(0, MAX_EVENTS);
+      const rid = batch[0].recommendationId;
+      const same = batch.filter((e) => e.recommendationId === rid);
+      pending.unshift(...batch.filter((e) => e.recommendationId !== rid));
+      const seenTogether = same.map((e) => e.itemId).slice(0, 25);
+      for (const e of same) e.impression = seenTogether;
+      sendEvents(same);
+    }
+  }
+
+  function watchImpressions(node, list) {
+    const previous = observers.get(node);
+    if (previous) previous.disconnect();
+    if (!trackingId || !window.IntersectionObserver) return;
+    const timers = new Map(); // card -> timer of its dwell, cancelled if it leaves the view first
+    const observer = new IntersectionObserver(
+      (entries) => {
+        for (const entry of entries) {
+          const item = entry.target;
+          if (!entry.isIntersecting) {
+            clearTimeout(timers.get(item));
+            timers.delete(item);
+          } else if (!timers.has(item)) {
+            timers.set(
+              item,
+              setTimeout(() => {
+                observer.unobserve(item); // once per item per rendered list
+                if (!item.isConnected) return;
+                pending.push(itemEvent("impression", item));
+                if (!flushTimer) flushTimer = setTimeout(flushImpressions, 200);
+              }, DWELL_MS)
+            );
+          }
+        }
+      },
+      { threshold: 0.5 }
+    );
+    for (const item of list.children) observer.observe(item);
+    observers.set(node, observer);
   }
 
   /** One listener per widget element; the navigation itself is left alone. */
@@ -298,8 +375,7 @@
     const link = event.target.closest && event.target.closest("a.shelfwise__card");
     const item = link && link.closest("li[data-item-id]");
     if (!item || !event.currentTarget.contains(item)) return;
-    const list = item.closest("[data-recommendation-id]");
-    sendClick(item.dataset.itemId, list && list.dataset.recommendationId);
+    sendEvents([itemEvent("click", item)]);
   }
 
   function refresh() {
@@ -316,7 +392,9 @@
     return nodes.length;
   }
 
-  window.Shelfwise = { refresh, version: "1" };
+  window.Shelfwise = { refresh, version: "2" };
+  // Impressions still waiting when the shopper leaves go out with keepalive.
+  addEventListener("pagehide", flushImpressions);
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", refresh, { once: true });

@@ -170,3 +170,11 @@ def test_an_alias_hands_the_anonymous_shoppers_events_to_the_known_user(store):
     assert counts["aliases"] == 1
     assert [e.item_id for e in store.latest_events("g", "u1")] == ["p1", "p2"]
     assert store.latest_events("g", "anon-7") == []
+
+
+def test_impressions_are_kept_but_are_not_a_shoppers_history(store):
+    store.create_dataset_group("g")
+    store.ingest("g", [Interaction("u1", "p1", "impression", 1.0), Interaction("u1", "p2", "click", 2.0)])
+    assert [e.item_id for e in store.latest_events("g", "u1")] == ["p2"]
+    assert store.interaction_arrays("g").item_ids.tolist() == ["p2"]
+    assert store.count_interactions("g") == 2
