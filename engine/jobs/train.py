@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InvalidInput, NotFound
-from engine.recipes import TrainingData, recipe_class
+from engine.errors import InvalidInput, NotFound, ShelfwiseError
+from engine.recipes import Recipe, TrainingData, recipe_class
 from engine.storage import SolutionVersionInfo, Store
+from engine.storage.contexts import contextual_fields, interaction_contexts
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +21,8 @@ TRAINING_MODES = ("full", "update")
 
 def load_training_data(store: Store, dataset_group: str) -> TrainingData:
     arrays = store.interaction_arrays(dataset_group)
+    # Contextual metadata (device, location...) only where the schema declares it.
+    contexts = interaction_contexts(store, dataset_group) if contextual_fields(store, dataset_group) else None
     return TrainingData.from_columns(
         arrays.user_ids,
         arrays.item_ids,
@@ -28,6 +32,7 @@ def load_training_data(store: Store, dataset_group: str) -> TrainingData:
         items=store.items(dataset_group),
         users=store.users(dataset_group),
         session_ids=arrays.session_ids,
+        contexts=contexts if contexts is not None and len(contexts) == len(arrays) else None,
     )
 
 
@@ -57,8 +62,15 @@ def train(
     solution: str,
     mode: str = "full",
     hyperparameters: dict[str, Any] | None = None,
+    metrics: bool | None = None,
 ) -> SolutionVersionInfo:
-    """Train one solution version and record it; returns the new version."""
+    """Train one solution version and record it; returns the new version.
+
+    A FULL version also stores its offline metrics (GetSolutionMetrics): the recipe is trained
+    once more on 90% of the users and scored on the rest (engine.evaluation). ``metrics=False``
+    skips that (it costs about one more training); None reads ``SHELFWISE_TRAINING_METRICS``
+    (on unless "0").
+    """
     mode = mode.lower()
     if mode not in TRAINING_MODES:
         raise InvalidInput(f"invalid training mode {mode!r}: use full or update")
@@ -83,11 +95,33 @@ def train(
     log.info(
         "trained %s/%s (%s, %s) on %d events in %.2fs", dataset_group, solution, info.recipe, mode, len(data), elapsed
     )
+    scores = {}
+    if _wants_metrics(metrics, mode):
+        scores = _offline_metrics(data, cls, info.config.get("hyperparameters", {}))
     return store.add_solution_version(
         info,
         training_mode=mode,
         artifact_path=str(path.resolve()),
         num_interactions=len(data),
         training_seconds=elapsed,
+        metrics=scores,
         version_id=version_id,
     )
+
+
+def _wants_metrics(metrics: bool | None, mode: str) -> bool:
+    if mode != "full":  # UPDATE folds in new items; Personalize reports no new metrics for it either
+        return False
+    if metrics is None:
+        return os.environ.get("SHELFWISE_TRAINING_METRICS", "1") != "0"
+    return metrics
+
+
+def _offline_metrics(data: TrainingData, cls: type[Recipe], hyperparameters: dict[str, Any]) -> dict[str, float]:
+    from engine.evaluation import solution_metrics
+
+    try:
+        return solution_metrics(data, cls, hyperparameters)
+    except ShelfwiseError as exc:  # too little data to hold any users out: the version still trains
+        log.info("no offline metrics for %s: %s", cls.name, exc.message)
+        return {}

@@ -37,6 +37,9 @@ class TrainingData:
     items: Mapping[str, Item] = field(default_factory=dict)
     users: Mapping[str, User] = field(default_factory=dict)
     session_ids: np.ndarray | None = None
+    #: Per interaction, its contextual metadata (dict of upper-case field → value, or None);
+    #: None when the interactions schema declares no contextual fields.
+    contexts: np.ndarray | None = None
 
     @classmethod
     def from_columns(
@@ -50,6 +53,7 @@ class TrainingData:
         items: Mapping[str, Item] | None = None,
         users: Mapping[str, User] | None = None,
         session_ids: Sequence[str | None] | np.ndarray | None = None,
+        contexts: Sequence[Mapping[str, Any] | None] | np.ndarray | None = None,
     ) -> TrainingData:
         """Build vocabularies from external ids; catalog items without events join the vocabulary."""
         users_arr = np.asarray(user_ids, dtype=str)
@@ -71,6 +75,7 @@ class TrainingData:
             items=dict(items or {}),
             users=dict(users or {}),
             session_ids=None if session_ids is None else np.asarray(session_ids, dtype=object),
+            contexts=None if contexts is None else _object_array(contexts),
         )
 
     @property
@@ -83,6 +88,13 @@ class TrainingData:
 
     def __len__(self) -> int:
         return len(self.user_index)
+
+
+def _object_array(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """One Python object per element (np.asarray would try to turn a list of dicts into a table)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
 
 
 @dataclass(frozen=True)
@@ -161,6 +173,15 @@ class Recipe(ABC):
         items, best first, as a :class:`Ranked` of user ids. Only ``USER_SEGMENTATION`` recipes
         answer it."""
         raise InvalidInput(f"recipe {self.name!r} does not produce user segments")
+
+    def default_exclusions(self, history: Sequence[Interaction]) -> frozenset[str]:
+        """Which of the shopper's past items a campaign leaves out unless configured otherwise.
+
+        The one place that decides it, for campaigns and offline evaluation alike. By default
+        everything already interacted with; a recipe that learns how often people come back to
+        items (user-personalization) keeps the ones worth showing again and ranks them itself.
+        """
+        return frozenset(e.item_id for e in history)
 
     @abstractmethod
     def _arrays(self) -> dict[str, np.ndarray]:

@@ -1,29 +1,75 @@
-"""user-personalization: implicit-feedback ALS (``implicit``) with real-time fold-in.
+"""user-personalization: what this shopper is likely to want next, updated with every event.
 
-At request time the user's latest events are solved against the item factors (one small
-least-squares system, the same one ALS solves for every user while training), so a click shows
-in the very next answer, for brand-new users too, with no retraining and no shared state.
+Three signals, each learned at training time and combined at request time with the shopper's
+latest events (read from the store per request, so a click counts on the next page, for brand-new
+shoppers too, with no retraining and no shared state):
+
+* long-term taste: implicit-feedback ALS (``implicit``), or EASE, a closed-form item-item model
+  that often ranks better on small and medium catalogs; the shopper's events are folded in per
+  request (ALS: one least-squares solve; EASE: one vector-matrix product), recent ones weighing
+  more;
+* what comes next: transitions from each item to what people went on to interact with
+  (:func:`engine.recipes.sequences.transition_matrix`), seeded with the shopper's latest items;
+* coming back: the chance that each item the shopper already touched is among their next ones
+  (:mod:`engine.recipes.repeats`), merged with new suggestions on one calibrated scale.
+
+Which family, how fast old events fade and how much "what comes next" counts are chosen by what
+wins on held-out users at fit time (``model="auto"``). Items with no interactions yet are placed
+through their metadata (categories, text); shoppers with no events get popular items shaped by
+their user metadata and the request's context.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Self
 
 import numpy as np
+import scipy.sparse as sp
 from marshmallow import Schema, fields, validate
 
+from engine.recipes.attribute_popularity import AttributePopularity
 from engine.recipes.base import Query, Ranked, Recipe, TrainingData
+from engine.recipes.batching import BatchQuery, UserEvents, full_query
+from engine.recipes.ease import active_items, ease_weights
 from engine.recipes.implicit_backend import fit_als
+from engine.recipes.item_metadata import feature_matrix, neighbour_matrix
+from engine.recipes.repeats import RankCalibration, RepeatModel, merge, seen_items
+from engine.recipes.sequences import recency_ranked, transition_matrix
+from engine.recipes.sparse_io import sparse_arrays, sparse_from
+from engine.recipes.validation import Case, holdout, ndcg_at_10, validation_users
 from engine.recipes.weighting import DEFAULT_EVENT_WEIGHTS, event_weights, user_item_matrix
+from engine.records import Interaction
+
+FAMILIES = ("als", "ease")
+#: Settings tried on the held-out users when not fixed by hyperparameters.
+HALF_LIVES: tuple[float | None, ...] = (3.0, 10.0, 30.0, None)
+SEQUENCE_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
+CONTEXT_WEIGHTS = (0.0, 0.1, 0.3, 1.0)
+#: How much each older seed item counts when following transitions.
+SEED_DECAY = 0.7
+TRANSITION_DECAY = 0.7
+#: Ranks of new suggestions whose hit rate is measured at fit time.
+CALIBRATED_RANKS = 50
+MIN_VALIDATION_USERS = 10
+#: Score-matrix elements per block of held-out users at fit time (float64: about 64 MB).
+_BLOCK_ELEMENTS = 8_000_000
+MAX_VALIDATION_USERS = 500
 
 
 class UserPersonalizationHyperparameters(Schema):
+    #: "auto" picks ALS or EASE by what ranks better on held-out users; or fix one.
+    model = fields.String(load_default="auto", validate=validate.OneOf(["auto", *FAMILIES]))
     factors = fields.Integer(load_default=64, validate=validate.Range(2, 1024))
     regularization = fields.Float(load_default=1.0, validate=validate.Range(0.0, 1000.0))
     #: Confidence per unit of event weight (implicit's ``alpha``).
     alpha = fields.Float(load_default=5.0, validate=validate.Range(0.0, 1000.0, min_inclusive=False))
     iterations = fields.Integer(load_default=15, validate=validate.Range(1, 200))
+    #: EASE's λ, and the most items it models (a dense items × items solve).
+    ease_regularization = fields.Float(load_default=200.0, validate=validate.Range(0.01, 1e7))
+    ease_max_items = fields.Integer(load_default=5000, validate=validate.Range(10, 20000))
     #: Weight per event type (view < add-to-cart < purchase by default); unknown types weigh 1.
     event_weights = fields.Dict(
         keys=fields.String(),
@@ -32,9 +78,36 @@ class UserPersonalizationHyperparameters(Schema):
     )
     #: Events with an EVENT_VALUE below this are ignored (Personalize's eventValueThreshold).
     event_value_threshold = fields.Float(load_default=None, allow_none=True)
-    #: Older events count less: weight halves every this many days (None: no decay).
+    #: Older events count less in training: weight halves every this many days (None: no decay).
     recency_half_life_days = fields.Float(load_default=None, allow_none=True, validate=validate.Range(0.01, None))
+    #: At request time an item's weight halves every this many more recent items the shopper
+    #: touched since (None: chosen on held-out users).
+    history_half_life = fields.Float(load_default=None, allow_none=True, validate=validate.Range(0.1, None))
+    #: Share of the score that comes from "what people go on to interact with next" (None: chosen
+    #: on held-out users).
+    sequence_weight = fields.Float(load_default=None, allow_none=True, validate=validate.Range(0.0, 1.0))
+    #: How many steps ahead a transition counts, and how many of the latest items seed it.
+    sequence_window = fields.Integer(load_default=5, validate=validate.Range(1, 50))
+    #: Learn whether shoppers come back to items they already have (False: never show them).
+    learn_repeats = fields.Boolean(load_default=True)
+    #: How a new item's metadata-borrowed score compares to its warm neighbours' (0: never shown).
+    cold_item_weight = fields.Float(load_default=0.5, validate=validate.Range(0.0, 1.0))
+    metadata_neighbours = fields.Integer(load_default=20, validate=validate.Range(1, 500))
+    #: Share of users held out at fit time to choose settings and calibrate (at most 500).
+    validation_share = fields.Float(load_default=0.2, validate=validate.Range(0.05, 0.5))
     random_state = fields.Integer(load_default=42)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the held-out users chose (or the hyperparameters fixed)."""
+
+    family: str
+    half_life: float | None
+    sequence_weight: float
+    validation_ndcg: float | None = None
+    #: How much the request's context (device, location...) shifts the scores.
+    context_weight: float = 0.0
 
 
 class UserPersonalization(Recipe):
@@ -44,14 +117,35 @@ class UserPersonalization(Recipe):
 
     def __init__(self, **hyperparameters) -> None:
         super().__init__(**hyperparameters)
+        self.choice = Choice("als", 10.0, 0.5)
         self.item_factors = np.empty((0, self.hyperparameters["factors"]), dtype=np.float32)
         self.yty = np.empty((0, 0), dtype=np.float64)
+        self.ease_items = np.empty(0, dtype=np.int64)
+        self.ease_weights = np.empty((0, 0), dtype=np.float32)
+        self.transitions = sp.csr_matrix((0, 0), dtype=np.float32)
+        self.cold_neighbours = sp.csr_matrix((0, 0), dtype=np.float32)
         self.popularity = np.empty(0, dtype=np.float64)
+        self.repeats = RepeatModel()
+        self.calibration = RankCalibration()
+        self.attributes = AttributePopularity()
 
     # ----------------------------------------------------------------- training
     def fit(self, data: TrainingData, *, previous: Self | None = None) -> Self:
         hp = self.hyperparameters
-        weights = event_weights(
+        features = feature_matrix(data.item_ids, data.items)
+        if previous is not None:
+            # UPDATE: keep the settings and calibration the last FULL training chose.
+            self.choice, self.calibration = previous.choice, previous.calibration
+        else:
+            self.choice, self.calibration = self._validate(data, features)
+        self._fit_core(data, self.choice.family, previous=previous, features=features)
+        self.repeats = RepeatModel.fit(data, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
+        self.attributes = AttributePopularity().fit(data, self._weights(data))
+        return self
+
+    def _weights(self, data: TrainingData) -> np.ndarray:
+        hp = self.hyperparameters
+        return event_weights(
             data.event_types,
             data.event_values,
             data.timestamps,
@@ -59,21 +153,55 @@ class UserPersonalization(Recipe):
             value_threshold=hp["event_value_threshold"],
             half_life_days=hp["recency_half_life_days"],
         )
+
+    def _fit_core(
+        self,
+        data: TrainingData,
+        family: str,
+        *,
+        features: sp.csr_matrix,
+        previous: Self | None = None,
+        need_als: bool = True,
+    ) -> None:
+        """The scorers, without choosing anything: long-term taste, transitions, cold items.
+
+        The ALS factors are kept even when EASE ranks: the segment recipes built on this one and
+        :meth:`user_vector` answer from them.
+        """
+        hp = self.hyperparameters
+        weights = self._weights(data)
         matrix = user_item_matrix(data.user_index, data.item_index, weights, data.n_users, data.n_items)
-        initial = previous._aligned_item_factors(data.item_ids) if previous is not None else None
-        self.item_factors = fit_als(
-            matrix,
-            factors=hp["factors"],
-            regularization=hp["regularization"],
-            alpha=hp["alpha"],
-            iterations=hp["iterations"] if initial is None else max(2, hp["iterations"] // 3),
-            random_state=hp["random_state"],
-            initial_item_factors=initial,
-        )
         self._set_items(data.item_ids)
         self.popularity = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
-        self._cache_gram()
-        return self
+        if family == "als" or need_als:
+            initial = None
+            if previous is not None and len(previous.item_factors):
+                initial = previous._aligned_item_factors(data.item_ids)
+            self.item_factors = fit_als(
+                matrix,
+                factors=hp["factors"],
+                regularization=hp["regularization"],
+                alpha=hp["alpha"],
+                iterations=hp["iterations"] if initial is None else max(2, hp["iterations"] // 3),
+                random_state=hp["random_state"],
+                initial_item_factors=initial,
+            )
+            self.yty = self.item_factors.T.astype(np.float64) @ self.item_factors
+        if family == "ease":
+            users_per_item = np.asarray((matrix > 0).sum(axis=0)).ravel()
+            self.ease_items = active_items(users_per_item, max_items=hp["ease_max_items"])
+            binary = (matrix[:, self.ease_items] > 0).astype(np.float64)
+            self.ease_weights = ease_weights(binary, hp["ease_regularization"])
+        else:
+            self.ease_items, self.ease_weights = np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+        self.transitions = transition_matrix(
+            data, window=hp["sequence_window"], decay=TRANSITION_DECAY, event_mask=weights > 0
+        )
+        warm = np.flatnonzero(self.popularity > 0)
+        cold = np.flatnonzero(self.popularity <= 0)
+        self.cold_neighbours = neighbour_matrix(
+            features, cold, warm, data.n_items, neighbours=hp["metadata_neighbours"]
+        )
 
     def _aligned_item_factors(self, item_ids: np.ndarray) -> np.ndarray:
         """This model's factors laid out for a new vocabulary; new items start small and random."""
@@ -85,18 +213,106 @@ class UserPersonalization(Recipe):
                 out[row] = self.item_factors[old]
         return out
 
-    def _cache_gram(self) -> None:
-        y = self.item_factors.astype(np.float64)
-        self.yty = y.T @ y
+    # ----------------------------------------------------------------- choosing on held-out users
+    def _validate(self, data: TrainingData, features: sp.csr_matrix) -> tuple[Choice, RankCalibration]:
+        """Choose family and settings by NDCG@10 of the list a campaign would return, on users
+        the candidate models never saw; and measure how often each rank's suggestion is taken."""
+        hp = self.hyperparameters
+        families = FAMILIES if hp["model"] == "auto" else (hp["model"],)
+        if hp["model"] == "auto" and np.unique(data.item_index).size > hp["ease_max_items"] * 4:
+            families = ("als",)  # EASE would model too small a share of this catalog
+        half_lives = (hp["history_half_life"],) if hp["history_half_life"] is not None else HALF_LIVES
+        mixes = (hp["sequence_weight"],) if hp["sequence_weight"] is not None else SEQUENCE_WEIGHTS
+        held_out = validation_users(
+            data, share=hp["validation_share"], max_users=MAX_VALIDATION_USERS, seed=hp["random_state"]
+        )
+        if len(held_out) < MIN_VALIDATION_USERS:
+            # Too few users to learn from: the settings that did best in the benchmarks.
+            h = hp["history_half_life"] if hp["history_half_life"] is not None else 10.0
+            m = hp["sequence_weight"] if hp["sequence_weight"] is not None else 0.5
+            return Choice(families[0], h, m), RankCalibration()
+        train, cases = holdout(data, held_out)
+        repeats = RepeatModel.fit(train, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
+        attributes = AttributePopularity().fit(train, self._weights(train))
+        # The held-out users' own items may drop out of the vocabulary; the catalog's do not.
+        train_features = features[np.searchsorted(data.item_ids, train.item_ids)]
+        best: tuple[float, Choice, RankCalibration] | None = None
+        for family in families:
+            probe = type(self)(**hp)
+            probe._fit_core(train, family, features=train_features, need_als=family == "als")
+            probe.repeats, probe.attributes = repeats, attributes
+            for choice, calibration, ndcg in probe._score_settings(cases, family, half_lives, mixes):
+                if best is None or ndcg > best[0] + 1e-12:
+                    best = (ndcg, choice, calibration)
+        assert best is not None
+        return best[1], best[2]
 
-    # ----------------------------------------------------------------- serving
+    def _score_settings(self, cases: Sequence[Case], family: str, half_lives, mixes):
+        """Yield (choice, calibration, NDCG@10 of the merged list) for every setting.
+
+        Held-out users are scored a block at a time as one matrix (blocks sized so a block's
+        score matrices stay around a hundred megabytes whatever the catalog size); only each
+        user's top new suggestions are kept per setting.
+        """
+        usable = [c for c in cases if self._known(c.history)]
+        has_context = self.attributes.has_context and any(c.context for c in usable)
+        settings = [(h, m, g) for h in half_lives for m in mixes for g in (CONTEXT_WEIGHTS if has_context else (0.0,))]
+        if not usable:
+            for h, m, g in settings:
+                yield Choice(family, h, m, 0.0, g), RankCalibration(), 0.0
+            return
+        seen = [self._seen(c.history) for c in usable]
+        truth = [self.indices(c.truth) for c in usable]
+        n_items = len(self.item_ids)
+        tops = {k: np.zeros((len(usable), CALIBRATED_RANKS), dtype=np.int64) for k in settings}
+        hits = {k: np.zeros((len(usable), CALIBRATED_RANKS)) for k in settings}
+        valid = {k: np.zeros((len(usable), CALIBRATED_RANKS), dtype=bool) for k in settings}
+        block = max(1, _BLOCK_ELEMENTS // max(n_items, 1))
+        for lo in range(0, len(usable), block):
+            part = range(lo, min(lo + block, len(usable)))
+            rows = np.concatenate([np.full(len(seen[r][0]), r - lo) for r in part]).astype(np.int64)
+            cols = np.concatenate([seen[r][0] for r in part]).astype(np.int64)
+            sequence = np.vstack([self._sequence_scores(usable[r].history) for r in part])
+            lift = np.zeros((len(part), n_items))
+            for k, r in enumerate(part):
+                if (row := self.attributes.context_lift(usable[r].context)) is not None:
+                    lift[k, self.attributes.items] = row
+            for h in half_lives:
+                taste = np.vstack([self._taste_scores(usable[r].history, h, family) for r in part])
+                for key in (k for k in settings if k[0] == h):
+                    scores = self._blend(taste, sequence, key[1]) + key[2] * lift
+                    scores[rows, cols] = -np.inf
+                    scores[(self.popularity <= 0) & (scores <= 0)] = -np.inf
+                    top = _top_rows(scores, CALIBRATED_RANKS)
+                    width = top.shape[1]
+                    tops[key][part.start : part.stop, :width] = top
+                    valid[key][part.start : part.stop, :width] = np.isfinite(np.take_along_axis(scores, top, axis=1))
+                    for k, r in enumerate(part):
+                        hits[key][r, :width] = np.isin(top[k], truth[r]) & valid[key][r, :width]
+        for h, m, g in settings:
+            key = (h, m, g)
+            calibration = RankCalibration.from_hits(hits[key])
+            ndcg = float(
+                np.mean(
+                    [
+                        ndcg_at_10(
+                            self.item_ids[self._merged(tops[key][r][valid[key][r]], calibration, *seen[r], n=10)[0]],
+                            usable[r].truth,
+                        )
+                        for r in range(len(usable))
+                    ]
+                )
+            )
+            yield Choice(family, h, m, ndcg, g), calibration, ndcg
+
+    # ----------------------------------------------------------------- ALS user step
     def user_vector(self, history: tuple) -> np.ndarray | None:
-        """Solve the ALS user step for these events; None when none of them is a known item."""
-        if not history:
+        """The ALS user step for these events (None when none is a known item): the user factors
+        the segment recipes and the batch ALS path work with."""
+        if not history or len(self.item_factors) == 0:
             return None
         hp = self.hyperparameters
-        rows = [(self.item_index(e.item_id), e) for e in history]
-        rows = [(i, e) for i, e in rows if i is not None]
+        rows = [(i, e) for e in history if (i := self.item_index(e.item_id)) is not None]
         if not rows:
             return None
         idx = np.array([i for i, _ in rows], dtype=np.int64)
@@ -114,27 +330,234 @@ class UserPersonalization(Recipe):
         uniq, inverse = np.unique(idx[keep], return_inverse=True)
         confidence = hp["alpha"] * np.bincount(inverse, weights=w[keep])
         y = self.item_factors[uniq].astype(np.float64)
-        # Same system as implicit's user step: (YtY + λI + Yᵀ(C-I)Y) x = YᵀCp
         a = self.yty + hp["regularization"] * np.eye(y.shape[1]) + (y.T * (confidence - 1.0)) @ y
         b = y.T @ confidence
         return np.linalg.solve(a, b)
 
+    def recommend_batch(self, events: UserEvents, queries: Sequence[BatchQuery]) -> list[Ranked]:
+        """Batch inference: each query answered exactly as :meth:`recommend` answers it."""
+        return [self.recommend(full_query(self, events, q)) for q in queries]
+
+    # ----------------------------------------------------------------- scoring
+    def _known(self, history: Sequence[Interaction]) -> bool:
+        return any(self.item_index(e.item_id) is not None for e in history)
+
+    def _history_weights(self, history: Sequence[Interaction]) -> tuple[np.ndarray, np.ndarray]:
+        """Known items of the history, newest first, with their summed event weights."""
+        hp = self.hyperparameters
+        rows = [(i, e) for e in history if (i := self.item_index(e.item_id)) is not None]
+        if not rows:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        w = event_weights(
+            np.array([e.event_type for _, e in rows], dtype=str),
+            np.array([np.nan if e.event_value is None else e.event_value for _, e in rows], dtype=np.float64),
+            np.array([e.timestamp for _, e in rows], dtype=np.float64),
+            weights=hp["event_weights"],
+            value_threshold=hp["event_value_threshold"],
+            half_life_days=hp["recency_half_life_days"],
+        )
+        idx = np.array([i for i, _ in rows], dtype=np.int64)
+        order = np.array(recency_ranked([i for i, _ in rows]), dtype=np.int64)
+        total = np.bincount(idx, weights=w, minlength=len(self.item_ids))[order]
+        keep = total > 0
+        return order[keep], total[keep]
+
+    def _input_vector(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Dense weights over the catalog; events on items with no interactions in training count
+        for their metadata neighbours instead."""
+        x = np.zeros(len(self.item_ids))
+        x[items] = weights
+        if self.cold_neighbours.nnz:
+            cold = x * (self.popularity <= 0)
+            if cold.any():
+                x = x * (self.popularity > 0) + np.asarray(self.cold_neighbours.T @ cold).ravel()
+        return x
+
+    def _taste_scores(self, history: Sequence[Interaction], half_life: float | None, family: str) -> np.ndarray:
+        items, weights = self._history_weights(history)
+        if len(items) == 0:
+            return np.zeros(len(self.item_ids))
+        if half_life is not None:
+            weights = weights * np.power(0.5, np.arange(len(items)) / half_life)
+        x = self._input_vector(items, weights)
+        if family == "als":
+            return self._als_scores(x)
+        scores = np.zeros(len(self.item_ids))
+        active = x[self.ease_items]
+        nz = np.flatnonzero(active)
+        if len(nz):
+            scores[self.ease_items] = np.log1p(active[nz]).astype(np.float32) @ self.ease_weights[nz]
+        return scores
+
+    def _als_scores(self, x: np.ndarray) -> np.ndarray:
+        """Solve the ALS user step for these weights: (YᵀY + λI + Yᵀ(C-I)Y) u = YᵀCp, with Hu et
+        al.'s confidence C = 1 + α·weight, so an event faded by recency tends smoothly towards
+        "not seen" rather than below it."""
+        hp = self.hyperparameters
+        nz = np.flatnonzero(x > 0)
+        if len(nz) == 0:
+            return np.zeros(len(self.item_ids))
+        confidence = hp["alpha"] * x[nz]
+        y = self.item_factors[nz].astype(np.float64)
+        a = self.yty + hp["regularization"] * np.eye(y.shape[1]) + (y.T * confidence) @ y
+        b = y.T @ (1.0 + confidence)
+        vector = np.linalg.solve(a, b)
+        return (self.item_factors @ vector.astype(np.float32)).astype(np.float64)
+
+    def _sequence_scores(self, history: Sequence[Interaction]) -> np.ndarray:
+        items, _ = self._history_weights(history)
+        if len(items) == 0 or self.transitions.nnz == 0:
+            return np.zeros(len(self.item_ids))
+        seeds = self._input_vector(
+            items[: self.hyperparameters["sequence_window"]],
+            np.power(SEED_DECAY, np.arange(min(len(items), self.hyperparameters["sequence_window"]))),
+        )
+        nz = np.flatnonzero(seeds)
+        return np.asarray(self.transitions[nz].T @ seeds[nz]).ravel()
+
+    def _blend(self, taste: np.ndarray, sequence: np.ndarray, mix: float) -> np.ndarray:
+        """Each signal on a common scale (its top score is 1), mixed; cold items borrow. Works on
+        one score vector or on a matrix of them (one row per user)."""
+        scores = (1.0 - mix) * _unit(taste) + mix * _unit(sequence)
+        if self.cold_neighbours.nnz and self.hyperparameters["cold_item_weight"] > 0:
+            borrowed = (self.cold_neighbours @ np.atleast_2d(scores).T).T.reshape(scores.shape)
+            cold = self.popularity <= 0
+            scores[..., cold] = self.hyperparameters["cold_item_weight"] * borrowed[..., cold]
+        return scores
+
+    def _seen(self, history: Sequence[Interaction]) -> tuple[np.ndarray, np.ndarray]:
+        """Known items the shopper already has, and the chance each is among their next ones."""
+        items = [s for s in seen_items(history) if self.item_index(s.item_id) is not None]
+        probabilities = self.repeats.probabilities(items)
+        all_seen = self.indices(e.item_id for e in history)
+        ranked = np.array([self._item_lookup[s.item_id] for s in items], dtype=np.int64)
+        # Older items past the repeat model's horizon are left out like before.
+        rest = np.setdiff1d(np.unique(all_seen), ranked)
+        return np.concatenate([ranked, rest]), np.concatenate([probabilities, np.zeros(len(rest))])
+
+    def _top_new(self, scores: np.ndarray, seen: np.ndarray, *, exclude: np.ndarray, n: int) -> np.ndarray:
+        masked = scores.copy()
+        masked[seen] = -np.inf
+        masked[exclude] = -np.inf
+        # Items nobody interacted with and no metadata places have nothing to recommend them.
+        masked[(self.popularity <= 0) & (masked <= 0)] = -np.inf
+        return _top(masked, n)
+
+    def _merged(
+        self, new: np.ndarray, calibration: RankCalibration, seen: np.ndarray, seen_p: np.ndarray, *, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """New suggestions and seen items on one scale; seen items nobody comes back to (chance 0)
+        only fill a list longer than the suggestions, when a campaign keeps seen items at all."""
+        return merge(new, calibration(np.arange(len(new))), seen, seen_p, n)
+
+    def default_exclusions(self, history: Sequence[Interaction]) -> frozenset[str]:
+        """Nothing when repeats were learned (seen items are ranked by how likely shoppers come
+        back to them); everything already interacted with when the data shows no repeats."""
+        if self.repeats.enabled and len(self.calibration.hit_rates):
+            return frozenset()
+        return super().default_exclusions(history)
+
     def recommend(self, query: Query) -> Ranked:
-        vector = self.user_vector(query.history)
-        if vector is None:
-            # Cold start: nothing known about this shopper yet, so the best guess is what is popular.
-            scores = np.where(self.popularity > 0, self.popularity / max(self.popularity.sum(), 1.0), -np.inf)
-        else:
-            scores = self.item_factors @ vector.astype(np.float32)
+        exclude = self.indices(query.exclude)
+        if not self._known(query.history):
+            return self._cold_start(query, exclude)
+        h, m = self.choice.half_life, self.choice.sequence_weight
+        scores = self._blend(
+            self._taste_scores(query.history, h, self.choice.family), self._sequence_scores(query.history), m
+        )
+        if self.choice.context_weight and (lift := self.attributes.context_lift(query.context)) is not None:
+            scores[self.attributes.items] += self.choice.context_weight * lift
+        seen, seen_p = self._seen(query.history)
+        if query.candidates is not None:
+            return self.rank_candidates(query.candidates, self._calibrated(scores, seen, seen_p))
+        n = query.num_results
+        if n == 0:
+            return Ranked((), ())
+        if len(self.calibration.hit_rates) == 0:
+            # Nothing calibrated (too few users to hold any out): everything allowed, by raw score;
+            # seen items are left out by default_exclusions unless the campaign keeps them.
+            top = self._top_new(scores, np.empty(0, dtype=np.int64), exclude=exclude, n=n)
+            return Ranked(tuple(self.item_ids[top].tolist()), tuple(scores[top].tolist()))
+        new = self._top_new(scores, seen, exclude=exclude, n=n)
+        allowed = ~np.isin(seen, exclude)
+        items, probabilities = self._merged(new, self.calibration, seen[allowed], seen_p[allowed], n=n)
+        return Ranked(tuple(self.item_ids[items].tolist()), tuple(probabilities.tolist()))
+
+    def _calibrated(self, scores: np.ndarray, seen: np.ndarray, seen_p: np.ndarray) -> np.ndarray:
+        """Every item's estimated chance, for re-ranking a given list the same way."""
+        if len(self.calibration.hit_rates) == 0:
+            return scores
+        ranks = np.empty(len(scores), dtype=np.int64)
+        ranks[np.argsort(-scores, kind="stable")] = np.arange(len(scores))
+        out = self.calibration(ranks) + 1e-9 * _unit(scores)  # the model's order where calibration ties
+        out[seen] = seen_p
+        return out
+
+    def _cold_start(self, query: Query, exclude: np.ndarray) -> Ranked:
+        """Nothing known about this shopper's behaviour: what is popular, shaped by their metadata."""
+        shaped = self.attributes.scores(self.popularity, query.user_id, query.context)
+        scores = np.where(shaped > 0, shaped / max(shaped.sum(), 1e-12), -np.inf)
         if query.candidates is not None:
             return self.rank_candidates(query.candidates, scores)
-        return Ranked.from_scores(self.item_ids, scores, query.num_results, self.indices(query.exclude))
+        return Ranked.from_scores(self.item_ids, scores, query.num_results, exclude)
 
     # ----------------------------------------------------------------- persistence
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"item_factors": self.item_factors, "popularity": self.popularity}
+        t, c = self.transitions.tocsr(), self.cold_neighbours.tocsr()
+        return {
+            "choice": np.array(json.dumps(asdict(self.choice))),
+            "item_factors": self.item_factors,
+            "ease_items": self.ease_items,
+            "ease_weights": self.ease_weights,
+            "popularity": self.popularity,
+            "calibration": self.calibration.hit_rates,
+            **sparse_arrays("transitions", t),
+            **sparse_arrays("cold", c),
+            **self.repeats.to_arrays("repeat_"),
+            **self.attributes.to_arrays("attr_"),
+        }
 
     def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+        # Artifacts from before the blended model hold ALS factors only: they answer as plain ALS
+        # fold-in and leave every seen item out, as they always did.
+        legacy = "choice" not in arrays
+        self.choice = Choice("als", None, 0.0) if legacy else Choice(**json.loads(str(arrays["choice"])))
         self.item_factors = np.asarray(arrays["item_factors"], dtype=np.float32)
+        self.yty = self.item_factors.T.astype(np.float64) @ self.item_factors
         self.popularity = np.asarray(arrays["popularity"], dtype=np.float64)
-        self._cache_gram()
+        if legacy:
+            return
+        self.ease_items = np.asarray(arrays["ease_items"], dtype=np.int64)
+        self.ease_weights = np.asarray(arrays["ease_weights"], dtype=np.float32)
+        self.calibration = RankCalibration(arrays["calibration"])
+        self.transitions = sparse_from("transitions", arrays)
+        self.cold_neighbours = sparse_from("cold", arrays)
+        self.repeats = RepeatModel.from_arrays(arrays, "repeat_")
+        self.attributes = AttributePopularity.from_arrays(arrays, "attr_")
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` highest finite scores, best first."""
+    n = min(n, int(np.isfinite(scores).sum()))
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    top = np.argpartition(-scores, n - 1)[:n]
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
+def _unit(scores: np.ndarray) -> np.ndarray:
+    """Scores divided by their largest magnitude (per row for a matrix); all-zero rows stay zero."""
+    if scores.size == 0:
+        return scores
+    top = np.abs(scores).max(axis=-1, keepdims=True)
+    return scores / np.where(top > 0, top, 1.0)
+
+
+def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """Per row, the column indices of the ``n`` highest scores, best first."""
+    n = min(n, scores.shape[1])
+    if n == 0:
+        return np.empty((scores.shape[0], 0), dtype=np.int64)
+    top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)

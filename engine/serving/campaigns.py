@@ -152,7 +152,7 @@ class CampaignService:
         ]
 
         history = tuple(self.store.latest_events(dataset_group, user_id, self.live_history_limit)) if user_id else ()
-        exclude = self._campaign_exclusions(campaign, history, item_id, candidates)
+        exclude = self._campaign_exclusions(campaign, model, history, item_id, candidates)
         if campaign.config.get("excludeEventTypes") and user_id:
             # A use case's rule ("never what the shopper bought") holds over the whole history.
             excluded_types = {e.lower() for e in campaign.config["excludeEventTypes"]}
@@ -205,14 +205,23 @@ class CampaignService:
 
     @staticmethod
     def _campaign_exclusions(
-        campaign: CampaignInfo, history: Sequence[Interaction], item_id: str | None, candidates: Sequence[str] | None
+        campaign: CampaignInfo,
+        model: Recipe,
+        history: Sequence[Interaction],
+        item_id: str | None,
+        candidates: Sequence[str] | None,
     ) -> frozenset[str]:
-        """What the campaign itself leaves out, before any filter: the item asked about, and by
-        default everything the shopper already interacted with (campaign config
-        ``excludeInteracted: false`` keeps those). The one place to change that default."""
+        """What the campaign itself leaves out, before any filter: the item asked about, and the
+        shopper's past items as the recipe decides (user-personalization learns whether people come
+        back to items). Campaign config ``excludeInteracted`` overrides: true leaves out everything
+        the shopper interacted with, false nothing."""
         exclude: set[str] = set()
-        if campaign.config.get("excludeInteracted", True) and candidates is None:
-            exclude.update(e.item_id for e in history)
+        if candidates is None:
+            setting = campaign.config.get("excludeInteracted")
+            if setting is None:
+                exclude |= model.default_exclusions(history)
+            elif setting:
+                exclude.update(e.item_id for e in history)
         if item_id:
             exclude.add(item_id)
         return frozenset(exclude)

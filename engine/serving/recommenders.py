@@ -33,8 +33,9 @@ class UseCase:
     #: What the use case leaves out of every answer: items with these events in the shopper's
     #: whole history (Personalize: "automatically filters out items the user purchased").
     exclude_event_types: tuple[str, ...] = ()
-    #: Whether items the shopper merely interacted with are left out too (campaign default).
-    exclude_interacted: bool = True
+    #: Whether items the shopper interacted with are left out: None lets the recipe decide
+    #: (user-personalization learns whether shoppers come back to items), False keeps them.
+    exclude_interacted: bool | None = None
 
 
 USE_CASES: dict[str, UseCase] = {
@@ -141,6 +142,9 @@ def recommender_deployment(store: Store, dataset_group: str, name: str) -> Campa
         solution_version_id=latest.id,
         recipe=latest.recipe,
         artifact_path=latest.artifact_path or "",
-        config={"excludeInteracted": case.exclude_interacted, "excludeEventTypes": list(case.exclude_event_types)},
+        config={
+            "excludeEventTypes": list(case.exclude_event_types),
+            **({} if case.exclude_interacted is None else {"excludeInteracted": case.exclude_interacted}),
+        },
         updated_at=time.time(),
     )

@@ -61,6 +61,8 @@ def shop(tmp_path_factory):
             store, tmp / "artifacts", dataset_group="shop", recipe=recipe, solution=campaign, hyperparameters=hp
         )
         store.create_campaign(campaign, version.id)
+        if campaign == "for-you":
+            store.create_campaign("for-you-unseen", version.id, {"excludeInteracted": True})
     public_key, _ = store.create_api_key("shop", "public", ["https://shop.example"])
     secret_key, _ = store.create_api_key("shop", "secret")
     tracking_id = store.create_event_tracker("shop", "site")

@@ -38,6 +38,16 @@ def history(*item_ids: str, event_type: str = "view") -> tuple[Interaction, ...]
 class RecipeContract:
     recipe_cls: ClassVar[type[Recipe]]
     hyperparameters: ClassVar[dict] = {}
+    #: Ranking recipes (PERSONALIZED_RANKING) only re-rank a given list and refuse a query without
+    #: one; the contract then asks them with the whole catalogue as the list.
+    needs_candidates: ClassVar[bool] = False
+
+    def ask(self, model: Recipe, **fields) -> Query:
+        """The query the contract sends: as given, plus every known item as candidates for a
+        recipe that needs a list."""
+        if self.needs_candidates and fields.get("candidates") is None:
+            fields["candidates"] = tuple(model.item_ids.tolist())
+        return Query(**fields)
 
     @pytest.fixture(scope="class")
     def data(self) -> TrainingData:
@@ -48,24 +58,34 @@ class RecipeContract:
         return self.recipe_cls(**self.hyperparameters).fit(data)
 
     def test_recommends_known_items_best_first(self, model, data):
-        ranked = model.recommend(Query(user_id="u0", history=history("a1", "a2"), item_id="a1", num_results=10))
+        ranked = model.recommend(
+            self.ask(model, user_id="u0", history=history("a1", "a2"), item_id="a1", num_results=10)
+        )
         assert 0 < len(ranked) <= 10
         assert set(ranked.item_ids) <= set(data.item_ids.tolist())
         scores = [s for s in ranked.scores if not math.isnan(s)]
         assert scores == sorted(scores, reverse=True)
 
     def test_unknown_user_and_item_take_the_cold_start_path(self, model):
-        ranked = model.recommend(Query(user_id="nobody", item_id="no-such-item", num_results=5))
+        ranked = model.recommend(self.ask(model, user_id="nobody", item_id="no-such-item", num_results=5))
         assert len(ranked) == 5
 
     def test_num_results_is_respected(self, model):
-        assert len(model.recommend(Query(user_id="u0", history=history("a1"), item_id="a1", num_results=3))) == 3
-        assert len(model.recommend(Query(user_id="u0", num_results=0))) == 0
+        query = self.ask(model, user_id="u0", history=history("a1"), item_id="a1", num_results=3)
+        assert len(model.recommend(query)) == 3
+        assert len(model.recommend(self.ask(model, user_id="u0", num_results=0))) == 0
 
     def test_excluded_items_never_appear(self, model):
-        first = model.recommend(Query(user_id="u0", history=history("a1"), item_id="a1", num_results=5))
+        first = model.recommend(self.ask(model, user_id="u0", history=history("a1"), item_id="a1", num_results=5))
         again = model.recommend(
-            Query(user_id="u0", history=history("a1"), item_id="a1", num_results=5, exclude=frozenset(first.item_ids))
+            self.ask(
+                model,
+                user_id="u0",
+                history=history("a1"),
+                item_id="a1",
+                num_results=5,
+                exclude=frozenset(first.item_ids),
+            )
         )
         assert not set(first.item_ids) & set(again.item_ids)
 
@@ -79,8 +99,10 @@ class RecipeContract:
         with np.load(path, allow_pickle=False) as npz:  # raises if anything needed pickling
             assert "item_ids" in npz.files
         loaded = self.recipe_cls.load(path)
-        query = Query(user_id="u0", history=history("a1", "a3"), item_id="a1", num_results=8)
+        query = self.ask(model, user_id="u0", history=history("a1", "a3"), item_id="a1", num_results=8)
         assert loaded.recommend(query).item_ids == model.recommend(query).item_ids
+        if model.recipe_type == "USER_SEGMENTATION":
+            assert loaded.recommend_users(["a1"], 8) == model.recommend_users(["a1"], 8)
 
     def test_bad_hyperparameters_are_refused_at_creation(self):
         with pytest.raises(InvalidInput):
@@ -93,3 +115,24 @@ class RecipeContract:
         other = next(cls for name, cls in RECIPES.items() if name != self.recipe_cls.name)
         with pytest.raises(InvalidInput):
             other.load(path)
+
+    def test_a_query_without_candidates_is_refused_only_by_ranking_recipes(self, model):
+        query = Query(user_id="u0", history=history("a1"), item_id="a1", num_results=3)
+        if self.needs_candidates:
+            with pytest.raises(InvalidInput):
+                model.recommend(query)
+        else:
+            assert len(model.recommend(query)) == 3
+
+    def test_only_segment_recipes_answer_segment_queries(self, model, data):
+        if model.recipe_type != "USER_SEGMENTATION":
+            with pytest.raises(InvalidInput):
+                model.recommend_users(["a1"], 5)
+            return
+        segment = model.recommend_users(["a1", "a2"], 7)
+        assert len(segment) == 7
+        assert set(segment.item_ids) <= set(data.user_ids.tolist())
+        assert list(segment.scores) == sorted(segment.scores, reverse=True)
+        assert len(model.recommend_users(["a1"], 0)) == 0
+        # An item the model cannot place takes the cold-start path, never an exception.
+        assert len(model.recommend_users(["no-such-item"], 4)) == 4

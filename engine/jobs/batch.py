@@ -1,0 +1,506 @@
+"""Batch inference and batch segment jobs: Personalize's JSON-lines files in, JSON-lines out.
+
+Every input line gets exactly one output line, in order: ``{"input": ..., "output": ...,
+"error": null}``, or ``{"input": ..., "error": "why"}`` for a line that cannot be answered, so
+one bad line never costs the rest of the file. Blank lines are not records and are skipped.
+The output is written beside its final path and renamed into place when the job finishes, so a
+failed job never leaves a half-written file where a finished one is expected.
+
+Lines are answered a block at a time: the block's shoppers' latest events are read in one query
+per few thousand shoppers, and the recipe answers the whole block at once where it can
+(:func:`engine.recipes.batching.recommend_many`), which for ALS means one stacked solve and one
+top-N pass for thousands of shoppers instead of one small solve each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import InvalidInput, NotFound, ShelfwiseError
+from engine.recipes import Query, Recipe, recipe_class
+from engine.recipes.batching import BatchQuery, UserEvents, recommend_many
+from engine.storage import Store
+from engine.storage.histories import EventColumns, latest_events_of_users
+
+#: Personalize's bounds: up to 500 items per inference line; a segment may hold millions of users.
+MAX_INFERENCE_RESULTS = 500
+MAX_SEGMENT_RESULTS = 5_000_000
+MAX_ITEM_LIST = 500
+MAX_ID_LENGTH = 256
+DEFAULT_NUM_RESULTS = 25
+#: Lines answered together: enough to amortise the per-block queries and solves, small enough
+#: that a block's scores (lines × items) stay in memory comfortably.
+BLOCK_LINES = 4096
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class BatchReport:
+    job: str
+    recipe: str
+    solution_version: str
+    input_path: str
+    output_path: str
+    lines: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    #: The first few line errors, for a human to see what went wrong without opening the file.
+    sample_errors: list[str] = field(default_factory=list)
+
+    @property
+    def lines_per_second(self) -> float:
+        return self.lines / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "recipe": self.recipe,
+            "solutionVersionId": self.solution_version,
+            "input": self.input_path,
+            "output": self.output_path,
+            "lines": self.lines,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+            "linesPerSecond": round(self.lines_per_second, 1),
+            "sampleErrors": self.sample_errors,
+        }
+
+
+class LineError(Exception):
+    """One input line cannot be answered; the message goes into that line's ``error``."""
+
+
+@dataclass(frozen=True)
+class _Source:
+    recipe: str
+    version_id: str
+    artifact_path: str
+    config: Mapping[str, Any]
+
+
+# --------------------------------------------------------------------------- entry points
+def batch_inference(
+    store: Store,
+    *,
+    dataset_group: str,
+    input_path: str | Path,
+    output_path: str | Path,
+    solution_version: str | None = None,
+    campaign: str | None = None,
+    num_results: int = DEFAULT_NUM_RESULTS,
+    filter_name: str | None = None,
+    live_history_limit: int = 500,
+    on_progress: Progress | None = None,
+) -> BatchReport:
+    """Recommendations (or re-rankings, or related items) for every line of ``input_path``.
+
+    With ``campaign`` the job answers as that campaign does (its configuration, e.g.
+    ``excludeInteracted``); with ``solution_version`` as a campaign with the default configuration.
+    """
+    _check_count(num_results, MAX_INFERENCE_RESULTS)
+    source = _source(store, dataset_group, solution_version, campaign)
+    model = _load(source)
+    if model.recipe_type == "USER_SEGMENTATION":
+        raise InvalidInput(f"{source.recipe} makes user segments: run batch-segment with this solution version")
+    if model.name == "trending-now":
+        raise InvalidInput(
+            "trending-now has no batch inference (as in Personalize): its list is the same for everyone; "
+            "ask its campaign"
+        )
+    filters = _filters(store, dataset_group, filter_name)
+    job = _InferenceJob(
+        store, dataset_group, model, num_results, filter_name, filters, source.config, live_history_limit
+    )
+    return _run("batch-inference", source, input_path, output_path, job.prepare, job.answer, on_progress)
+
+
+def batch_segment(
+    store: Store,
+    *,
+    dataset_group: str,
+    solution_version: str,
+    input_path: str | Path,
+    output_path: str | Path,
+    num_results: int = DEFAULT_NUM_RESULTS,
+    filter_name: str | None = None,
+    on_progress: Progress | None = None,
+) -> BatchReport:
+    """User segments: for each line (an ``itemId``, or ``itemAttributes`` query) the users most
+    likely to interact, best first, as ``usersList``."""
+    _check_count(num_results, MAX_SEGMENT_RESULTS)
+    source = _source(store, dataset_group, solution_version, None)
+    model = _load(source)
+    if model.recipe_type != "USER_SEGMENTATION":
+        raise InvalidInput(
+            f"{source.recipe} recommends items, it does not make user segments: use an item-affinity or "
+            "item-attribute-affinity solution version (or batch-inference)"
+        )
+    if filter_name is not None:
+        _filters(store, dataset_group, filter_name)  # a missing filter is NotFound, as anywhere else
+        raise InvalidInput(
+            f"filter {filter_name!r}: filtering users out of segments (EXCLUDE UserID ...) is not supported yet"
+        )
+    answer = _segment_answerer(model, num_results)
+    return _run("batch-segment", source, input_path, output_path, lambda parsed: parsed, answer, on_progress)
+
+
+# --------------------------------------------------------------------------- set-up
+def _check_count(num_results: int, most: int) -> None:
+    if not isinstance(num_results, int) or not 1 <= num_results <= most:
+        raise InvalidInput(f"numResults must be between 1 and {most}, not {num_results!r}")
+
+
+def _source(store: Store, dataset_group: str, solution_version: str | None, campaign: str | None) -> _Source:
+    if (solution_version is None) == (campaign is None):
+        raise InvalidInput("give either a solution version or a campaign")
+    if campaign is not None:
+        info = store.get_campaign(dataset_group, campaign)
+        return _Source(info.recipe, info.solution_version_id, info.artifact_path, info.config)
+    version = store.get_solution_version(solution_version)
+    if version.dataset_group != dataset_group:
+        raise NotFound(f"solution version {solution_version!r} does not exist in {dataset_group!r}")
+    if version.status != "ACTIVE" or not version.artifact_path:
+        raise InvalidInput(f"solution version {solution_version!r} is {version.status}, not ACTIVE")
+    return _Source(version.recipe, version.id, version.artifact_path, {})
+
+
+def _load(source: _Source) -> Recipe:
+    if not Path(source.artifact_path).is_file():
+        raise NotFound(f"the model of solution version {source.version_id!r} is missing: {source.artifact_path}")
+    return recipe_class(source.recipe).load(source.artifact_path)
+
+
+def _filters(store: Store, dataset_group: str, filter_name: str | None):
+    """The filter service when a filter is named (a missing filter is NotFound here, before any line)."""
+    if filter_name is None:
+        return None
+    from engine.serving.filters import FilterService
+
+    service = FilterService(store)
+    service.compiled(dataset_group, filter_name)
+    return service
+
+
+def _output_file(input_path: Path, output_path: str | Path) -> Path:
+    """Personalize writes ``<input file name>.out`` into the output folder (an existing folder, or a
+    path ending in a slash); a file path is used as is."""
+    folder = Path(output_path)
+    if folder.is_dir() or str(output_path).endswith(("/", os.sep)):
+        return folder / f"{input_path.name}.out"
+    return folder
+
+
+# --------------------------------------------------------------------------- the loop
+Output = dict[str, Any] | str
+Prepare = Callable[[list[Any]], Any]
+Answer = Callable[[Any], list[Output]]
+
+
+def _run(
+    job: str,
+    source: _Source,
+    input_path: str | Path,
+    output_path: str | Path,
+    prepare: Prepare,
+    answer: Answer,
+    on_progress: Progress | None,
+) -> BatchReport:
+    """Read, answer and write block by block. A reader thread reads and prepares the next block
+    (parsing, the database reads) while this one answers the current block, which is mostly
+    numpy work that runs without the interpreter lock: the two overlap on separate cores."""
+    started = time.perf_counter()
+    source_path = Path(input_path)
+    if not source_path.is_file():
+        raise NotFound(f"input file {source_path} does not exist")
+    target = _output_file(source_path, output_path)
+    if target.resolve() == source_path.resolve():
+        raise InvalidInput("the output file must not be the input file")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    report = BatchReport(job, source.recipe, source.version_id, str(source_path), str(target))
+
+    def read_next(blocks: Iterator[list[tuple[str, Any]]]) -> tuple[list[tuple[str, Any]], Any] | None:
+        block = next(blocks, None)
+        return None if block is None else (block, prepare([parsed for _, parsed in block]))
+
+    try:
+        with (
+            source_path.open("rb") as src,
+            partial.open("w", encoding="utf-8") as out,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-reader") as reader,
+        ):
+            blocks = _blocks(src)
+            upcoming = reader.submit(read_next, blocks)
+            while (ready := upcoming.result()) is not None:
+                block, prepared = ready
+                upcoming = reader.submit(read_next, blocks)
+                out.write(_render(block, answer(prepared), report))
+                if on_progress is not None:
+                    on_progress(len(block))
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _render(block: list[tuple[str, Any]], outputs: list[Output], report: BatchReport) -> str:
+    lines = []
+    for (raw, parsed), result in zip(block, outputs, strict=True):
+        shown = raw if isinstance(parsed, LineError) else parsed
+        if isinstance(result, str):
+            report.errors += 1
+            if len(report.sample_errors) < 5:
+                report.sample_errors.append(f"line {report.lines + len(lines) + 1}: {result}")
+            lines.append(json.dumps({"input": shown, "error": result}, ensure_ascii=False))
+        else:
+            lines.append(_dump_line(shown, result))
+    report.lines += len(lines)
+    return "\n".join(lines) + "\n"
+
+
+def _dump_line(shown: Any, output: dict[str, Any]) -> str:
+    return json.dumps({"input": shown, "output": output, "error": None}, ensure_ascii=False)
+
+
+def _blocks(src) -> Iterator[list[tuple[str, Any]]]:
+    """Non-blank lines in blocks: (the raw text, the parsed object or a LineError)."""
+    block: list[tuple[str, Any]] = []
+    for number, raw_bytes in enumerate(src):
+        if not raw_bytes.strip():
+            continue
+        try:
+            # A byte-order mark may open the file (editors on Windows write one).
+            raw = raw_bytes.decode("utf-8-sig" if number == 0 else "utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            block.append((raw_bytes.decode("utf-8", "replace").rstrip("\r\n"), LineError(f"not UTF-8 text: {exc}")))
+        else:
+            block.append((raw, _parse(raw)))
+        if len(block) >= BLOCK_LINES:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _parse(raw: str) -> Any:
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return LineError(f"not valid JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(obj, dict):
+        return LineError("a line must be a JSON object")
+    return obj
+
+
+def _string_field(obj: Mapping[str, Any], key: str, *, required: bool) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise LineError(f"the line needs {key!r}")
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+        raise LineError(f"{key} must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _check_keys(obj: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(obj) - set(allowed))
+    if unknown:
+        raise LineError(f"unknown field {unknown[0]!r}; this job reads {', '.join(allowed)}")
+
+
+def _string_map(obj: Mapping[str, Any], key: str) -> dict[str, str] | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise LineError(f"{key} must be an object of string values")
+    return value
+
+
+# --------------------------------------------------------------------------- inference
+_INFERENCE_KEYS = {
+    "USER_PERSONALIZATION": ("userId", "filterValues", "context"),
+    "PERSONALIZED_RANKING": ("userId", "itemList", "filterValues", "context"),
+    "RELATED_ITEMS": ("itemId", "userId", "filterValues"),
+    "POPULAR_ITEMS": ("userId", "filterValues"),
+}
+
+
+@dataclass
+class _Prepared:
+    size: int
+    errors: dict[int, str]
+    positions: list[int]
+    events: UserEvents
+    queries: list[BatchQuery]
+
+
+class _InferenceJob:
+    def __init__(
+        self,
+        store: Store,
+        dataset_group: str,
+        model: Recipe,
+        num_results: int,
+        filter_name: str | None,
+        filters,
+        config: Mapping[str, Any],
+        live_history_limit: int,
+    ) -> None:
+        self.store = store
+        self.dataset_group = dataset_group
+        self.model = model
+        self.num_results = num_results
+        self.filter_name = filter_name
+        self.filters = filters
+        # Absent: the recipe decides (Recipe.default_exclusions); true: all history; false: none.
+        self.exclude_interacted = config.get("excludeInteracted")
+        self.live_history_limit = live_history_limit
+        self.keys = _INFERENCE_KEYS[model.recipe_type]
+        self.scored = model.recipe_type in ("USER_PERSONALIZATION", "PERSONALIZED_RANKING")
+
+    def prepare(self, parsed: list[Any]) -> _Prepared:
+        """The reader thread's share: validate the lines, decide filters, read the users' events."""
+        errors: dict[int, str] = {}
+        pending: list[tuple[int, Query]] = []
+        for n, obj in enumerate(parsed):
+            try:
+                if isinstance(obj, LineError):
+                    raise obj
+                pending.append((n, self._query(obj)))
+            except (LineError, ShelfwiseError) as exc:
+                errors[n] = _message(exc)
+        users = list(dict.fromkeys(q.user_id for _, q in pending if q.user_id))
+        events = as_user_events(
+            latest_events_of_users(self.store, self.dataset_group, users, limit=self.live_history_limit), users
+        )
+        row_of = {u: k for k, u in enumerate(users)}
+        batch = [
+            BatchQuery(
+                q,
+                row_of.get(q.user_id) if q.user_id else None,
+                exclude_seen=self.exclude_interacted is None and q.candidates is None and q.user_id is not None,
+                exclude_history=bool(self.exclude_interacted) and q.candidates is None and q.user_id is not None,
+            )
+            for _, q in pending
+        ]
+        return _Prepared(len(parsed), errors, [n for n, _ in pending], events, batch)
+
+    def answer(self, prepared: _Prepared) -> list[Output]:
+        results: list[Output] = [""] * prepared.size
+        for n, message in prepared.errors.items():
+            results[n] = message
+        answers = recommend_many(self.model, prepared.events, prepared.queries)
+        for n, output in zip(prepared.positions, self._outputs(answers), strict=True):
+            results[n] = output
+        return results
+
+    def _outputs(self, answers: list) -> list[dict[str, Any]]:
+        if not self.scored:
+            return [{"recommendedItems": list(r.item_ids)} for r in answers]
+        # Scores are rounded to 7 decimals like a campaign's, for the whole block at once.
+        flat = np.fromiter(chain.from_iterable(r.scores for r in answers), dtype=np.float64)
+        rounded = np.round(flat, 7)
+        unscored = np.isnan(rounded).any()
+        values = rounded.tolist()
+        out, at = [], 0
+        for r in answers:
+            scores = values[at : at + len(r)]
+            at += len(r)
+            if unscored:
+                scores = [None if s != s else s for s in scores]
+            out.append({"recommendedItems": list(r.item_ids), "scores": scores})
+        return out
+
+    def _query(self, obj: Mapping[str, Any]) -> Query:
+        kind = self.model.recipe_type
+        _check_keys(obj, self.keys)
+        user_id = _string_field(obj, "userId", required=kind in ("USER_PERSONALIZATION", "PERSONALIZED_RANKING"))
+        item_id = _string_field(obj, "itemId", required=kind == "RELATED_ITEMS")
+        candidates = None
+        if kind == "PERSONALIZED_RANKING":
+            items = obj.get("itemList")
+            if not isinstance(items, list) or not items:
+                raise LineError("the line needs 'itemList', a non-empty list of item ids")
+            if len(items) > MAX_ITEM_LIST:
+                raise LineError(f"itemList holds {len(items)} items; at most {MAX_ITEM_LIST}")
+            if not all(isinstance(i, str) and 0 < len(i) <= MAX_ID_LENGTH for i in items):
+                raise LineError("itemList must hold item ids (non-empty strings)")
+            candidates = tuple(items)
+        filter_values = _string_map(obj, "filterValues")
+        context = _string_map(obj, "context") or {}
+        exclude: set[str] = {item_id} if item_id else set()
+        if self.filters is not None:
+            decision = self.filters.decide(
+                self.dataset_group, self.filter_name, filter_values, user_id=user_id, item_id=item_id
+            )
+            if candidates is not None:
+                candidates = tuple(c for c in candidates if decision.allows(c))
+            elif decision.restricts:
+                exclude.update(decision.excluded_from(self.model.item_ids))
+        elif filter_values:
+            raise LineError("filterValues were given, but the job has no filter")
+        return Query(
+            user_id=user_id,
+            item_id=item_id,
+            num_results=len(candidates) if candidates is not None else self.num_results,
+            exclude=frozenset(exclude),
+            candidates=candidates,
+            context=context,
+        )
+
+
+def as_user_events(cols: EventColumns, users: list[str]) -> UserEvents:
+    """Columns read by :func:`latest_events_of_users` (grouped in ``users`` order) as one row per user."""
+    if not users:
+        return UserEvents.empty()
+    position = {u: k for k, u in enumerate(users)}
+    rows = np.fromiter(map(position.__getitem__, cols.user_ids), dtype=np.int64, count=len(cols))
+    offsets = np.zeros(len(users) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(users)), out=offsets[1:])
+    return UserEvents(offsets, cols.item_ids, cols.event_types, cols.event_values, cols.timestamps)
+
+
+def _message(exc: Exception) -> str:
+    return exc.message if isinstance(exc, ShelfwiseError) else str(exc)
+
+
+# --------------------------------------------------------------------------- segments
+def _segment_answerer(model: Recipe, num_results: int) -> Answer:
+    by_attributes = hasattr(model, "segment_for_attributes")
+    key = "itemAttributes" if by_attributes else "itemId"
+
+    def answer(parsed: list[Any]) -> list[dict[str, Any] | str]:
+        out: list[dict[str, Any] | str] = []
+        for obj in parsed:
+            try:
+                if isinstance(obj, LineError):
+                    raise obj
+                _check_keys(obj, (key,))
+                if by_attributes:
+                    expression = obj.get(key)
+                    if not isinstance(expression, str) or not expression.strip():
+                        raise LineError(f'the line needs {key!r}, a query like ITEMS.CATEGORY = "shoes"')
+                    ranked = model.segment_for_attributes(expression, num_results)
+                else:
+                    item_id = _string_field(obj, key, required=True)
+                    ranked = model.recommend_users([item_id], num_results)
+                out.append({"usersList": list(ranked.item_ids)})
+            except (LineError, ShelfwiseError) as exc:
+                out.append(_message(exc))
+        return out
+
+    return answer

@@ -1,0 +1,64 @@
+"""Users' events in time order, and what people go on to interact with next.
+
+Shared by training-time validation (cut each user's history by time, like Personalize's
+evaluation) and by the recipes that learn from order (transitions "after X, people look at Y").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from engine.recipes.base import TrainingData
+
+
+def events_by_user(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
+    """Event indices grouped by user and, within a user, oldest first (ties keep input order);
+    with each user's offsets (``order[offsets[u]:offsets[u + 1]]``)."""
+    order = np.lexsort((np.arange(len(data)), data.timestamps, data.user_index))
+    counts = np.bincount(data.user_index, minlength=data.n_users)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    return order, offsets
+
+
+def steps(items: np.ndarray) -> np.ndarray:
+    """A user's items in order with repeats of the same item in a row collapsed (a view, an
+    add-to-cart and a purchase of one product are one step of their journey)."""
+    if len(items) == 0:
+        return items
+    keep = np.r_[True, items[1:] != items[:-1]]
+    return items[keep]
+
+
+def transition_matrix(
+    data: TrainingData, *, window: int, decay: float, event_mask: np.ndarray | None = None
+) -> sp.csr_matrix:
+    """items × items: how often (and how soon) people who interacted with row X went on to
+    interact with column Y, counting up to ``window`` steps ahead, weight ``decay**(gap - 1)``."""
+    order, _ = events_by_user(data)
+    if event_mask is not None:
+        order = order[event_mask[order]]
+    sequence = data.item_index[order]
+    user = data.user_index[order]
+    # Collapse runs of the same item within a user, vectorised over all users at once.
+    keep = np.r_[True, (sequence[1:] != sequence[:-1]) | (user[1:] != user[:-1])]
+    sequence, user = sequence[keep], user[keep]
+    rows, cols, vals = [], [], []
+    for gap in range(1, window + 1):
+        same_user = user[gap:] == user[:-gap]
+        src, dst = sequence[:-gap][same_user], sequence[gap:][same_user]
+        differ = src != dst
+        rows.append(src[differ])
+        cols.append(dst[differ])
+        vals.append(np.full(int(differ.sum()), decay ** (gap - 1), dtype=np.float32))
+    n = data.n_items
+    if not rows:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    matrix = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)).tocsr()
+    matrix.sum_duplicates()
+    return matrix
+
+
+def recency_ranked(item_indices: list[int]) -> list[int]:
+    """Distinct items, most recently interacted with first."""
+    return list(dict.fromkeys(reversed(item_indices)))
