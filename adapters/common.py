@@ -34,6 +34,10 @@ PRICE = "PRICE"
 STOCK = "STOCK"
 AVAILABILITY = "AVAILABILITY"
 STATUS = "STATUS"
+#: Where the product's page and main picture are, for widgets and e-mail fragments (an absolute
+#: URL, or a path on the store's own site).
+URL = "URL"
+IMAGE_URL = "IMAGE_URL"
 
 IN_STOCK = "in_stock"
 OUT_OF_STOCK = "out_of_stock"

@@ -18,6 +18,7 @@ from adapters.common import (
     BRAND,
     CATEGORY,
     DESCRIPTION,
+    IMAGE_URL,
     IN_STOCK,
     OUT_OF_STOCK,
     PRICE,
@@ -25,6 +26,7 @@ from adapters.common import (
     STOCK,
     TAGS,
     TITLE,
+    URL,
     categorical,
     drop_empty,
     html_to_text,
@@ -273,12 +275,23 @@ def product_item(product: dict[str, Any]) -> Item:
         STOCK: sum(stock) if stock else None,
         AVAILABILITY: _availability(variants),
         STATUS: lookup(PRODUCT_STATUS, product.get("status"), "product status", PLATFORM),
+        # Storefront pages live at /products/<handle> on the shop's own domain.
+        URL: f"/products/{handle}" if (handle := _str_or_none(product.get("handle"))) else None,
+        IMAGE_URL: _first_image(product),
     }
     return Item(
         item_id=product_id,
         properties=drop_empty(properties),
         creation_timestamp=optional_time(product.get("created_at"), "product created_at", PLATFORM),
     )
+
+
+def _first_image(product: dict[str, Any]) -> str | None:
+    image = product.get("image")
+    images = product.get("images")
+    if not isinstance(image, dict) and isinstance(images, list) and images:
+        image = images[0]
+    return _str_or_none(image.get("src")) if isinstance(image, dict) else None
 
 
 def product_deletion(body: dict[str, Any]) -> Erasure:

@@ -19,6 +19,7 @@ from adapters.common import (
     CATEGORIES,
     CATEGORY,
     DESCRIPTION,
+    IMAGE_URL,
     IN_STOCK,
     OUT_OF_STOCK,
     PRICE,
@@ -26,6 +27,7 @@ from adapters.common import (
     STOCK,
     TAGS,
     TITLE,
+    URL,
     categorical,
     drop_empty,
     html_to_text,
@@ -165,6 +167,10 @@ def product_item(product: dict[str, Any]) -> list[Record]:
         else None,
         AVAILABILITY: lookup(STOCK_STATUS, product.get("stock_status"), "stock status", PLATFORM),
         STATUS: lookup(PRODUCT_STATUS, product.get("status"), "product status", PLATFORM),
+        URL: product.get("permalink") or None,
+        IMAGE_URL: next(
+            (i.get("src") for i in product.get("images") or [] if isinstance(i, dict) and i.get("src")), None
+        ),
     }
     created = product.get("date_created_gmt") or product.get("date_created")
     return [

@@ -289,6 +289,8 @@ def test_product_becomes_an_item_with_variants_rolled_up() -> None:
             "STOCK": 30,  # both variants' inventory
             "AVAILABILITY": "in_stock",
             "STATUS": "ACTIVE",
+            "URL": "/products/ipod-nano",  # the storefront page, by handle, for widgets
+            "IMAGE_URL": "https://cdn.shopify.com/ipod.png",
         },
         creation_timestamp=datetime(2024, 5, 1, 15, tzinfo=UTC).timestamp(),
     )

@@ -190,6 +190,8 @@ def test_product_becomes_an_item() -> None:
                 "STOCK": 12,
                 "AVAILABILITY": "in_stock",
                 "STATUS": "ACTIVE",
+                "URL": "https://example.com/product/premium-quality-19/",
+                "IMAGE_URL": "https://example.com/wp-content/uploads/2017/03/T_2_front-4.jpg",
             },
             creation_timestamp=datetime(2017, 3, 23, 20, 1, 14, tzinfo=UTC).timestamp(),
         )
