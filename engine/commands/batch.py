@@ -41,50 +41,50 @@ def _finish(args: argparse.Namespace, report, bar) -> None:
     )
 
 
-def batch_inference_command(args: argparse.Namespace, settings: Settings) -> None:
-    from engine.jobs.batch import batch_inference
-
+def _with_progress(args: argparse.Namespace, job, **kwargs) -> None:
+    """Run a batch job with a progress bar (when there is a terminal) and report how it went."""
     bar = _progress_bar(args)
     try:
-        report = batch_inference(
-            open_store(settings),
-            dataset_group=args.dataset_group,
-            solution_version=args.solution_version,
-            campaign=args.campaign,
-            input_path=args.input,
-            output_path=args.output,
-            num_results=args.num_results,
-            filter_name=args.filter,
-            live_history_limit=settings.live_history_limit,
-            on_progress=bar.update if bar is not None else None,
-        )
+        report = job(on_progress=bar.update if bar is not None else None, **kwargs)
     except BaseException:
         if bar is not None:
             bar.close()
         raise
     _finish(args, report, bar)
+
+
+def batch_inference_command(args: argparse.Namespace, settings: Settings) -> None:
+    from engine.jobs.batch import batch_inference
+
+    _with_progress(
+        args,
+        batch_inference,
+        store=open_store(settings),
+        dataset_group=args.dataset_group,
+        solution_version=args.solution_version,
+        campaign=args.campaign,
+        input_path=args.input,
+        output_path=args.output,
+        num_results=args.num_results,
+        filter_name=args.filter,
+        live_history_limit=settings.live_history_limit,
+    )
 
 
 def batch_segment_command(args: argparse.Namespace, settings: Settings) -> None:
     from engine.jobs.batch import batch_segment
 
-    bar = _progress_bar(args)
-    try:
-        report = batch_segment(
-            open_store(settings),
-            dataset_group=args.dataset_group,
-            solution_version=args.solution_version,
-            input_path=args.input,
-            output_path=args.output,
-            num_results=args.num_results,
-            filter_name=args.filter,
-            on_progress=bar.update if bar is not None else None,
-        )
-    except BaseException:
-        if bar is not None:
-            bar.close()
-        raise
-    _finish(args, report, bar)
+    _with_progress(
+        args,
+        batch_segment,
+        store=open_store(settings),
+        dataset_group=args.dataset_group,
+        solution_version=args.solution_version,
+        input_path=args.input,
+        output_path=args.output,
+        num_results=args.num_results,
+        filter_name=args.filter,
+    )
 
 
 def register(cli: Cli) -> None:

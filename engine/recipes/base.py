@@ -203,6 +203,23 @@ class Recipe(ABC):
         found = [self._item_lookup.get(i) for i in item_ids]
         return np.array([i for i in found if i is not None], dtype=np.int64)
 
+    def seed_items(self, query: Query, decay: float) -> dict[int, float]:
+        """Columns to find neighbours of, with weights: the asked-about item alone, else the
+        shopper's recent items, newest first, each ``decay`` times the weight of the one after it
+        (related-items recipes answer "because of what you just looked at" this way)."""
+        if (i := self.item_index(query.item_id)) is not None:
+            return {i: 1.0}
+        seeds: dict[int, float] = {}
+        weight = 1.0
+        for event in reversed(query.history):  # newest first
+            i = self.item_index(event.item_id)
+            if i is not None and i not in seeds:
+                seeds[i] = weight
+                weight *= decay
+            if weight < 1e-3:
+                break
+        return seeds
+
     def rank_candidates(self, candidates: Sequence[str], scores: np.ndarray) -> Ranked:
         """Re-rank a given list by ``scores``; items the model never saw go last, unscored
         (Personalize's GetPersonalizedRanking behaves the same way)."""

@@ -91,19 +91,7 @@ class SimilarItems(Recipe):
 
     # ----------------------------------------------------------------- serving
     def _seed_weights(self, query: Query) -> dict[int, float]:
-        if (i := self.item_index(query.item_id)) is not None:
-            return {i: 1.0}
-        seeds: dict[int, float] = {}
-        decay = self.hyperparameters["history_decay"]
-        weight = 1.0
-        for event in reversed(query.history):  # newest first
-            i = self.item_index(event.item_id)
-            if i is not None and i not in seeds:
-                seeds[i] = weight
-                weight *= decay
-            if weight < 1e-3:
-                break
-        return seeds
+        return self.seed_items(query, self.hyperparameters["history_decay"])
 
     def recommend(self, query: Query) -> Ranked:
         seeds = self._seed_weights(query)

@@ -108,20 +108,7 @@ class Sims(Recipe):
         return max(SEQUENCE_WEIGHTS, key=lambda w: (round(totals[w], 9), -abs(w - 0.5)))
 
     def _seed_weights(self, query: Query) -> dict[int, float]:
-        seeds: dict[int, float] = {}
-        if (i := self.item_index(query.item_id)) is not None:
-            seeds[i] = 1.0
-            return seeds
-        decay = self.hyperparameters["history_decay"]
-        weight = 1.0
-        for event in reversed(query.history):  # newest first
-            i = self.item_index(event.item_id)
-            if i is not None and i not in seeds:
-                seeds[i] = weight
-                weight *= decay
-            if weight < 1e-3:
-                break
-        return seeds
+        return self.seed_items(query, self.hyperparameters["history_decay"])
 
     def related_scores(self, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Blended similarity of every item to the weighted seed items, each view scaled to a top of 1."""
