@@ -142,6 +142,6 @@ def register(cli: Cli) -> None:
     p.add_argument("--dataset-group")
 
     p = cli.command("backfill", backfill, "read a connected store's catalog and orders through its API")
-    p.add_argument("platform", help="shopify, woocommerce or magento")
+    p.add_argument("platform", help="shopify, woocommerce, magento or bigcommerce (stores with a catalog API)")
     p.add_argument("--dataset-group", required=True)
     p.add_argument("--since", metavar="ISO", help="start a fresh pass from this time (default: resume or catch up)")
