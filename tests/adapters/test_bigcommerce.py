@@ -15,7 +15,6 @@ import hmac
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,21 +24,18 @@ import pytest
 import requests
 import responses
 from responses import matchers
-from werkzeug.serving import make_server
 
 from adapters.actions import Checkpoint, ForgetShopper
 from adapters.base import Delivery, PayloadError, SignatureError
 from adapters.bigcommerce import BigCommerceAdapter, BigCommerceClient, PlatformError, sign
 from adapters.bigcommerce.backfill import order_lines
 from adapters.common import AVAILABILITY, BRAND, CATEGORIES, DESCRIPTION, PRICE, STATUS, STOCK, TITLE
-from engine.api.app import create_app
 from engine.errors import InvalidInput
 from engine.records import PURCHASE, Erasure, Interaction, Item, User
 from engine.storage.store import Store
 from tests.adapters.contract import AdapterContract
+from tests.adapters.live import live_intake, settled
 from webhooks.backfill import run_backfill
-from webhooks.intake import WORKER_KEY
-from webhooks.queue import SETTLED
 
 SECRET = "bc-client-secret"
 STORE_HASH = "abc123"
@@ -765,29 +761,8 @@ def live_shop(store: Store) -> Iterator[tuple[Store, str, str]]:
     """A connected dataset group and the real app (with its delivery worker) on a loopback port."""
     store.create_dataset_group("bc-shop")
     store.connect("bc-shop", "bigcommerce", SECRET, dict(CONFIG))
-    app = create_app(store=store, database_url=store.database_url)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield store, "bc-shop", f"http://127.0.0.1:{server.server_port}/webhooks/bigcommerce/bc-shop"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
-        worker = app.extensions.get(WORKER_KEY)
-        if worker is not None:
-            worker.stop()
-
-
-def settled(store: Store, group: str, timeout: float = 10.0) -> list[str]:
-    """The statuses of the group's deliveries once the worker has dealt with every one of them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        statuses = [d.status for d in store.deliveries(group)]
-        if all(status in SETTLED for status in statuses) or time.monotonic() > deadline:
-            return statuses
-        time.sleep(0.02)
+    with live_intake(store, "bc-shop", "bigcommerce") as url:
+        yield store, "bc-shop", url
 
 
 def test_callbacks_through_the_intake_verify_fetch_ingest_and_dedupe(live_shop: tuple[Store, str, str]) -> None:

@@ -10,26 +10,21 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from adapters.base import Delivery, PayloadError, SignatureError
 from adapters.mparticle import MParticleAdapter, sign
 from adapters.mparticle.batch import CHECKOUT
-from engine.api.app import create_app
 from engine.errors import InvalidInput
 from engine.records import ADD_TO_CART, CLICK, PURCHASE, REMOVE_FROM_CART, VIEW, WISHLIST, Alias, Interaction, User
 from engine.storage.store import Store
 from tests.adapters.contract import AdapterContract
-from webhooks.intake import WORKER_KEY
-from webhooks.queue import SETTLED
+from tests.adapters.live import live_intake, settled
 
 PAYLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "payloads"
 SECRET = "Basic c2hlbGZ3aXNlOnMzY3JldA=="  # the output's Authorization Header setting
@@ -336,29 +331,8 @@ def live_shop(store: Store) -> Iterator[tuple[Store, str, str]]:
     """A connected dataset group and the real app (with its delivery worker) on a loopback port."""
     store.create_dataset_group("mp-shop")
     store.connect("mp-shop", "mparticle", SECRET, {})
-    app = create_app(store=store, database_url=store.database_url)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield store, "mp-shop", f"http://127.0.0.1:{server.server_port}/webhooks/mparticle/mp-shop"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
-        worker = app.extensions.get(WORKER_KEY)
-        if worker is not None:
-            worker.stop()
-
-
-def settled(store: Store, group: str, timeout: float = 10.0) -> list[str]:
-    """The statuses of the group's deliveries once the worker has dealt with every one of them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        statuses = [d.status for d in store.deliveries(group)]
-        if all(status in SETTLED for status in statuses) or time.monotonic() > deadline:
-            return statuses
-        time.sleep(0.02)
+    with live_intake(store, "mp-shop", "mparticle") as url:
+        yield store, "mp-shop", url
 
 
 def test_batches_through_the_intake_check_the_header_ingest_and_dedupe(live_shop: tuple[Store, str, str]) -> None:

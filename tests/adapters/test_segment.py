@@ -10,8 +10,6 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,19 +17,16 @@ from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from adapters.actions import ForgetShopper
 from adapters.base import Delivery, PayloadError, SignatureError
 from adapters.segment import SegmentAdapter, sign
 from adapters.segment.spec import CART_VIEW, CHECKOUT
-from engine.api.app import create_app
 from engine.errors import InvalidInput
 from engine.records import ADD_TO_CART, CLICK, PURCHASE, REMOVE_FROM_CART, VIEW, WISHLIST, Alias, Interaction, User
 from engine.storage.store import Store
 from tests.adapters.contract import AdapterContract
-from webhooks.intake import WORKER_KEY
-from webhooks.queue import SETTLED
+from tests.adapters.live import live_intake, settled
 
 PAYLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "payloads"
 SECRET = "segment-shared-secret"
@@ -379,29 +374,8 @@ def live_shop(store: Store) -> Iterator[tuple[Store, str, str]]:
     """A connected dataset group and the real app (with its delivery worker) on a loopback port."""
     store.create_dataset_group("seg-shop")
     store.connect("seg-shop", "segment", SECRET, {})
-    app = create_app(store=store, database_url=store.database_url)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield store, "seg-shop", f"http://127.0.0.1:{server.server_port}/webhooks/segment/seg-shop"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
-        worker = app.extensions.get(WORKER_KEY)
-        if worker is not None:
-            worker.stop()
-
-
-def settled(store: Store, group: str, timeout: float = 10.0) -> list[str]:
-    """The statuses of the group's deliveries once the worker has dealt with every one of them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        statuses = [d.status for d in store.deliveries(group)]
-        if all(status in SETTLED for status in statuses) or time.monotonic() > deadline:
-            return statuses
-        time.sleep(0.02)
+    with live_intake(store, "seg-shop", "segment") as url:
+        yield store, "seg-shop", url
 
 
 def post(url: str, message: Any, *, secret: str | None = SECRET) -> str:
