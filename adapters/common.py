@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 from typing import Any, TypeVar
 
 from adapters.base import Delivery, PayloadError
-from engine.records import MAX_ID_LENGTH
+from engine.records import MAX_ID_LENGTH, PURCHASE, Interaction
 
 log = logging.getLogger(__name__)
 
@@ -202,3 +202,29 @@ def tolerant_number(value: Any, what: str, platform: str) -> Decimal | None:
         log.info("%s: %s %r is not a number; ignored", platform, what, value)
         return None
     return amount if amount.is_finite() else None
+
+
+def order_purchase(
+    *,
+    user_id: str,
+    product_id: str,
+    timestamp: float,
+    revenue: Decimal | None,
+    event_id: str,
+    session_id: str | None = None,
+) -> Interaction:
+    """One product bought in an order: a purchase whose value is the revenue of its line(s).
+
+    The event id is the order's and the line's, so the same order arriving again (a retry, paid
+    after created, a back-fill) is stored once.
+    """
+    return Interaction(
+        user_id=user_id,
+        item_id=product_id,
+        event_type=PURCHASE,
+        timestamp=timestamp,
+        event_value=None if revenue is None else float(revenue),
+        session_id=session_id,
+        event_id=event_id,
+        context={},
+    )

@@ -15,8 +15,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from adapters.base import PayloadError
-from adapters.common import lookup, money
-from engine.records import MAX_ID_LENGTH, PURCHASE, Interaction, Record, User
+from adapters.common import lookup, money, order_purchase
+from engine.records import MAX_ID_LENGTH, Record, User
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +91,13 @@ def order_records(order: dict[str, Any], lines: list[dict[str, Any]]) -> list[Re
             )
         price = money(line.get("price_ex_tax"), f"order {order_id} line {line.get('id')} price_ex_tax", PLATFORM)
         records.append(
-            Interaction(
+            order_purchase(
                 user_id=user_id,
-                item_id=str(product_id),
-                event_type=PURCHASE,
+                product_id=str(product_id),
                 timestamp=timestamp,
-                event_value=float(price * quantity) if price is not None else None,
+                revenue=None if price is None else price * quantity,
                 session_id=cart_id,
                 event_id=f"{order_event_prefix(order_id)}{line.get('id')}",
-                context={},
             )
         )
     return records

@@ -35,9 +35,10 @@ from adapters.common import (
     money,
     number,
     optional_time,
+    order_purchase,
     parse_time,
 )
-from engine.records import ADD_TO_CART, PURCHASE, REMOVE_FROM_CART, WISHLIST, Alias, Erasure, Interaction, Item, User
+from engine.records import ADD_TO_CART, REMOVE_FROM_CART, WISHLIST, Alias, Erasure, Interaction, Item, User
 
 log = logging.getLogger(__name__)
 
@@ -222,15 +223,13 @@ def order_records(order: dict[str, Any], received_at: float | None = None) -> li
     if customer and anonymous:
         records.append(Alias(anonymous_id=anonymous, user_id=customer))
     records += [
-        Interaction(
+        order_purchase(
             user_id=user_id,
-            item_id=product_id,
-            event_type=PURCHASE,
+            product_id=product_id,
             timestamp=timestamp,
-            event_value=None if value is None else float(value),
+            revenue=value,
             session_id=anonymous,
             event_id=f"{order_event_prefix(order_key)}{product_id}",
-            context={},
         )
         for product_id, value in totals.items()
     ]

@@ -34,9 +34,10 @@ from adapters.common import (
     lookup,
     money,
     optional_time,
+    order_purchase,
     parse_time,
 )
-from engine.records import ADD_TO_CART, PURCHASE, Alias, Erasure, Interaction, Item, Record, User
+from engine.records import ADD_TO_CART, Alias, Erasure, Interaction, Item, Record, User
 
 log = logging.getLogger(__name__)
 
@@ -146,15 +147,13 @@ def order_records(order: dict[str, Any]) -> list[Record]:
         quantity = _quantity(line)
         price = money(line.get("price"), f"line item {line.get('id')} price", PLATFORM)
         records.append(
-            Interaction(
+            order_purchase(
                 user_id=user_id,
-                item_id=str(product_id),
-                event_type=PURCHASE,
+                product_id=str(product_id),
                 timestamp=timestamp,
-                event_value=float(price * quantity) if price is not None else None,
+                revenue=None if price is None else price * quantity,
                 session_id=session_id,
                 event_id=f"{order_event_prefix(order_id)}{line.get('id')}",
-                context={},
             )
         )
     if customer_id is not None and customer is not None:

@@ -36,10 +36,11 @@ from adapters.common import (
     money,
     number,
     optional_time,
+    order_purchase,
     parse_time,
     whole_number,
 )
-from engine.records import PURCHASE, Erasure, Interaction, Item, Record, User
+from engine.records import Erasure, Item, Record, User
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +126,12 @@ def order_records(order: dict[str, Any]) -> list[Record]:
             price = money(line.get("price"), f"line {line.get('id')} price", PLATFORM)
             total = None if price is None else price * quantity
         records.append(
-            Interaction(
+            order_purchase(
                 user_id=user_id,
-                item_id=product_id,
-                event_type=PURCHASE,
+                product_id=product_id,
                 timestamp=timestamp,
-                event_value=None if total is None else float(total),
+                revenue=total,
                 event_id=f"{order_event_prefix(order_id)}{line.get('id')}",
-                context={},
             )
         )
     return records
