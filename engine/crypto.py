@@ -6,6 +6,8 @@ encrypting them keeps a copied database file from handing out working credential
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -32,14 +34,24 @@ class Cipher:
             raise ShelfwiseError("a stored secret cannot be decrypted: was the master key changed?") from exc
 
 
-def master_cipher(settings: Settings) -> Cipher:
-    """The configured master key, or the key file (created, mode 0600, on first use)."""
+def master_key(settings: Settings) -> bytes:
+    """The configured master key, or the key file's (created, mode 0600, on first use)."""
     if settings.master_key:
-        return Cipher(settings.master_key.encode())
+        return settings.master_key.encode()
     path: Path = settings.resolved_master_key_file()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(Fernet.generate_key())
-    return Cipher(path.read_bytes().strip())
+    return path.read_bytes().strip()
+
+
+def master_cipher(settings: Settings) -> Cipher:
+    return Cipher(master_key(settings))
+
+
+def derived_key(settings: Settings, purpose: str) -> bytes:
+    """A key for one purpose (signing click links, demo form tokens), derived from the master key
+    with HMAC-SHA256, so no second secret has to be configured and the purposes never share a key."""
+    return hmac.new(master_key(settings), f"shelfwise:{purpose}".encode(), hashlib.sha256).digest()

@@ -21,6 +21,7 @@ from adapters.bigcommerce.backfill import BigCommerceBackfill, order_lines, sinc
 from adapters.bigcommerce.catalog import CatalogNames, product_item
 from adapters.bigcommerce.client import BigCommerceClient, PlatformError
 from adapters.bigcommerce.orders import customer_user, order_records
+from adapters.bigcommerce.storefront import Storefront, store_url_setting
 from adapters.common import load_json_object
 from engine.records import Erasure, Record
 
@@ -55,6 +56,7 @@ class BigCommerceAdapter(Adapter):
         self.config = dict(config or {})
         self._clock = clock
         self._client: PlatformClient | None = None
+        self._storefront: Storefront | None = None
 
     @classmethod
     def from_connection(cls, config: dict[str, Any]) -> BigCommerceAdapter:
@@ -64,10 +66,12 @@ class BigCommerceAdapter(Adapter):
         webhook."""
         adapter = cls(config)
         adapter._client = adapter.api_client()  # builds nothing remote: only checks the settings
+        store_url_setting(adapter.config)  # a malformed store_url is refused here too
         return adapter
 
     def api_client(self, **options: Any) -> PlatformClient:
-        """``store_hash``, ``access_token`` and ``api_base`` from the connection (``--set KEY=VALUE``)."""
+        """``store_hash``, ``access_token`` and ``api_base`` from the connection (``--set KEY=VALUE``);
+        ``store_url`` (optional) is the storefront's address for product links."""
         return BigCommerceClient.from_config(self.config, **options)
 
     # ----------------------------------------------------------------- security and identity
@@ -127,13 +131,15 @@ class BigCommerceAdapter(Adapter):
         return list(order_records(order, order_lines(self.client, order_id)))
 
     def _on_product(self, product_id: int) -> list[Record | ForgetShopper]:
-        body = self._fetch(f"v3/catalog/products/{product_id}", {"include": "variants"})
+        body = self._fetch(f"v3/catalog/products/{product_id}", {"include": "variants,images"})
         if body is None:
             return []
         product = body.get("data") if isinstance(body, dict) else None
         if not isinstance(product, dict):
             raise PlatformError(f"BigCommerce product {product_id} answer has no data object")
-        return [product_item(product, CatalogNames(self.client))]
+        if self._storefront is None:
+            self._storefront = Storefront(self.client, self.config)
+        return [product_item(product, CatalogNames(self.client), self._storefront)]
 
     def _on_product_deleted(self, product_id: int) -> list[Record | ForgetShopper]:
         return [Erasure(item_id=str(product_id))]

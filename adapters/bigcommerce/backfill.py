@@ -20,6 +20,7 @@ from adapters.base import PayloadError, PlatformClient
 from adapters.bigcommerce.catalog import CatalogNames, product_item
 from adapters.bigcommerce.client import PlatformError
 from adapters.bigcommerce.orders import customer_user, iso_from_rfc2822, order_records
+from adapters.bigcommerce.storefront import Storefront
 from adapters.common import parse_time
 from adapters.paging import Page, Stream, newest, run_streams
 from engine.records import Record
@@ -60,6 +61,7 @@ class BigCommerceBackfill:
         self.state = config.get("backfill") or {}
         self.limit = max(1, min(int(config.get("page_size") or PAGE_LIMIT), PAGE_LIMIT))
         self.names = CatalogNames(client)
+        self.storefront = Storefront(client, config)
 
     def run(self, since: str | None) -> Iterator[Record | Checkpoint]:
         streams = [
@@ -92,11 +94,11 @@ class BigCommerceBackfill:
 
     def _products(self, page: int, since: str | None) -> Page:
         rows, following = self._v3_page(
-            "v3/catalog/products", {"include": "variants", "sort": "id", "direction": "asc"}, page, since
+            "v3/catalog/products", {"include": "variants,images", "sort": "id", "direction": "asc"}, page, since
         )
         products = self._rows(rows, "product")
         self.names.prefetch(products)
-        records: list[Record] = [product_item(p, self.names) for p in products]
+        records: list[Record] = [product_item(p, self.names, self.storefront) for p in products]
         return Page(records, following, newest([p.get("date_modified") for p in products], iso_time))
 
     def _customers(self, page: int, since: str | None) -> Page:

@@ -13,18 +13,21 @@ from collections.abc import Iterable
 from typing import Any
 
 from adapters.base import PayloadError, PlatformClient
+from adapters.bigcommerce.storefront import Storefront, main_image
 from adapters.common import (
     AVAILABILITY,
     BACKORDER,
     BRAND,
     CATEGORIES,
     DESCRIPTION,
+    IMAGE_URL,
     IN_STOCK,
     OUT_OF_STOCK,
     PRICE,
     STATUS,
     STOCK,
     TITLE,
+    URL,
     categorical,
     drop_empty,
     html_to_text,
@@ -82,8 +85,9 @@ class CatalogNames:
         return {i: cache[i] for i in wanted if cache.get(i)}
 
 
-def product_item(product: dict[str, Any], names: CatalogNames) -> Item:
-    """One product → one Item: title, text, category and brand names, price, stock, status, age."""
+def product_item(product: dict[str, Any], names: CatalogNames, storefront: Storefront | None = None) -> Item:
+    """One product → one Item: title, text, category and brand names, price, stock, status, age,
+    and (for widgets) its page on the storefront and main picture (needs ``include=images``)."""
     product_id = _positive_int(product.get("id"))
     if product_id is None:
         raise PayloadError(f"BigCommerce product has no numeric id: {str(product.get('id'))[:40]!r}")
@@ -98,6 +102,8 @@ def product_item(product: dict[str, Any], names: CatalogNames) -> Item:
         STOCK: stock,
         AVAILABILITY: availability,
         STATUS: lookup(VISIBILITY, product.get("is_visible"), "product is_visible", PLATFORM),
+        URL: storefront.product_url(product) if storefront is not None else None,
+        IMAGE_URL: main_image(product),
     }
     return Item(
         item_id=str(product_id),

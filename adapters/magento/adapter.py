@@ -28,6 +28,7 @@ from adapters.common import header, load_json_object
 from adapters.magento import mapping
 from adapters.magento.backfill import MagentoBackfill, rest_client
 from adapters.magento.signature import load_public_key, signature_is_valid
+from adapters.magento.storefront import Storefront
 from engine.records import Record
 
 log = logging.getLogger(__name__)
@@ -36,14 +37,23 @@ SIGNATURE_HEADER = "x-adobe-commerce-webhook-signature"
 TOPIC_HEADER = "X-Shelfwise-Topic"
 TOKEN_HEADER = "Authorization"
 
-Handler = Callable[[dict[str, Any], "float | None"], Any]
+#: (body, time received, the connection's storefront) → records.
+Handler = Callable[[dict[str, Any], "float | None", Storefront], Any]
 
 
 def _entity(*names: str, translate: Callable[[dict[str, Any]], Any]) -> Handler:
-    return lambda body, _received_at: translate(mapping.find_object(body, *names))
+    return lambda body, _received_at, _storefront: translate(mapping.find_object(body, *names))
 
 
-def _order(body: dict[str, Any], received_at: float | None) -> list[Any]:
+def _timed(translate: Callable[[dict[str, Any], float | None], Any]) -> Handler:
+    return lambda body, received_at, _storefront: translate(body, received_at)
+
+
+def _product(body: dict[str, Any], _received_at: float | None, storefront: Storefront) -> Any:
+    return mapping.product_item(mapping.find_object(body, "product", "data_object"), storefront)
+
+
+def _order(body: dict[str, Any], received_at: float | None, _storefront: Storefront) -> list[Any]:
     return mapping.order_records(mapping.find_object(body, "order", "data_object"), received_at)
 
 
@@ -53,8 +63,8 @@ class MagentoAdapter(Adapter):
     #: Hook name → translation. Plugin hooks name the intercepted interface method (PaaS spells
     #: ``magento.sales...``, SaaS ``sales...``); observer hooks the event.
     HANDLERS: ClassVar[dict[str, Handler]] = {
-        "observer.catalog_product_save_after": _entity("product", "data_object", translate=mapping.product_item),
-        "observer.catalog_product_save_commit_after": _entity("product", "data_object", translate=mapping.product_item),
+        "observer.catalog_product_save_after": _product,
+        "observer.catalog_product_save_commit_after": _product,
         "observer.catalog_product_delete_after": _entity("product", "data_object", translate=mapping.product_deletion),
         "observer.catalog_product_delete_commit_after": _entity(
             "product", "data_object", translate=mapping.product_deletion
@@ -63,9 +73,9 @@ class MagentoAdapter(Adapter):
         "observer.checkout_submit_all_after": _order,
         "plugin.magento.sales.api.order_management.place": _order,
         "plugin.sales.api.order_management.place": _order,
-        "observer.checkout_cart_product_add_after": mapping.cart_add,
-        "observer.sales_quote_remove_item": mapping.cart_remove,
-        "observer.wishlist_add_product": mapping.wishlist_add,
+        "observer.checkout_cart_product_add_after": _timed(mapping.cart_add),
+        "observer.sales_quote_remove_item": _timed(mapping.cart_remove),
+        "observer.wishlist_add_product": _timed(mapping.wishlist_add),
         "observer.customer_register_success": _entity("customer", "data_object", translate=mapping.customer_user),
         "observer.customer_save_after": _entity("customer", "data_object", translate=mapping.customer_user),
         "observer.customer_delete_after": _entity("customer", "data_object", translate=mapping.customer_deletion),
@@ -78,6 +88,7 @@ class MagentoAdapter(Adapter):
         self.config = dict(config or {})
         pem = self.config.get("public_key")
         self.public_key = load_public_key(str(pem)) if pem else None
+        self.storefront = Storefront.from_config(self.config)
 
     @classmethod
     def from_connection(cls, config: dict[str, Any]) -> MagentoAdapter:
@@ -122,7 +133,7 @@ class MagentoAdapter(Adapter):
         if handler is None:
             log.info("magento: ignoring delivery with unhandled hook %r", topic)
             return []
-        result = handler(load_json_object(delivery, "Magento"), delivery.received_at)
+        result = handler(load_json_object(delivery, "Magento"), delivery.received_at, self.storefront)
         return list(result) if isinstance(result, list) else [result]
 
     # ----------------------------------------------------------------- back-fill

@@ -18,6 +18,7 @@ from adapters.base import PayloadError, PlatformClient
 from adapters.common import parse_time
 from adapters.http import PlatformApiError, RequestsClient
 from adapters.magento import mapping
+from adapters.magento.storefront import Storefront
 from adapters.paging import Page, Stream, answered_at, newest, run_streams
 from engine.errors import InvalidInput
 from engine.records import Record
@@ -68,13 +69,17 @@ class MagentoBackfill:
         self.client = client
         self.state = config.get("backfill") or {}
         self.page_size = int(config.get("page_size") or PAGE_SIZE)
+        self.storefront = Storefront.from_config(config)
 
     def run(self, since: str | None) -> Iterator[Record | Checkpoint]:
         streams = [
-            Stream("products", 1, self._fetcher("V1/products", mapping.product_item)),
+            Stream("products", 1, self._fetcher("V1/products", self._product)),
             Stream("orders", 1, self._fetcher("V1/orders", mapping.order_records)),
         ]
         yield from run_streams(streams, self.state, since=since, time_key=magento_time)
+
+    def _product(self, row: dict[str, Any]) -> Record:
+        return mapping.product_item(row, self.storefront)
 
     def _fetcher(self, path: str, translate: Callable[[dict[str, Any]], Any]) -> Callable[[int, str | None], Page]:
         def fetch(page: int, since: str | None) -> Page:

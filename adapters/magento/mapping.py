@@ -21,12 +21,14 @@ from adapters.common import (
     BRAND,
     CATEGORIES,
     DESCRIPTION,
+    IMAGE_URL,
     IN_STOCK,
     OUT_OF_STOCK,
     PRICE,
     STATUS,
     STOCK,
     TITLE,
+    URL,
     categorical,
     drop_empty,
     html_to_text,
@@ -38,6 +40,7 @@ from adapters.common import (
     order_purchase,
     parse_time,
 )
+from adapters.magento.storefront import Storefront
 from engine.records import ADD_TO_CART, REMOVE_FROM_CART, WISHLIST, Alias, Erasure, Interaction, Item, User
 
 log = logging.getLogger(__name__)
@@ -137,8 +140,11 @@ def _categories(flat: dict[str, Any]) -> list[Any]:
     return [link.get("category_id") for link in links if isinstance(link, dict)]
 
 
-def product_item(product: dict[str, Any]) -> Item:
+def product_item(product: dict[str, Any], storefront: Storefront | None = None) -> Item:
     """A product (REST resource or flat model data) → one item.
+
+    Its page and main picture (URL, IMAGE_URL) are placed on the connection's storefront; without
+    one they are paths on the store's own site (see :mod:`adapters.magento.storefront`).
 
     Categories are kept as their ids (names need another API call per category; ids train just as
     well). A configurable's variants are simple products "not visible individually": they are kept
@@ -146,6 +152,7 @@ def product_item(product: dict[str, Any]) -> Item:
     """
     flat = attributes(product)
     product_id = _entity_id(flat, "product")
+    storefront = storefront or Storefront()
     stock = _stock(flat)
     qty = number(stock.get("qty"), f"product {product_id} stock qty", PLATFORM)
     in_stock = stock.get("is_in_stock")
@@ -160,6 +167,8 @@ def product_item(product: dict[str, Any]) -> Item:
         STATUS: lookup(PRODUCT_STATUS, flat.get("status"), "product status", PLATFORM),
         "VISIBILITY": lookup(VISIBILITY, flat.get("visibility"), "product visibility", PLATFORM),
         "PRODUCT_TYPE": lookup(PRODUCT_TYPE, flat.get("type_id"), "product type", PLATFORM),
+        URL: storefront.product_url(flat),
+        IMAGE_URL: storefront.image_url(flat),
     }
     return Item(
         item_id=product_id,

@@ -30,6 +30,7 @@ PLATFORM_FILES: dict[str, tuple[str, ...]] = {
         "etc/module.xml",
         "view/frontend/layout/catalog_product_view.xml",
         "view/frontend/templates/recommendations.phtml",
+        "ViewModel/Recommendations.php",
     ),
     "bigcommerce": ("templates/components/shelfwise/recommendations.html",),
 }

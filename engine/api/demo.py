@@ -5,7 +5,8 @@ The pages know nothing of recommendations themselves: they place ``data-shelfwis
 elements and the script tag, exactly as a merchant's theme would. The cart lives in a cookie, and
 "Add to cart" and "Place order" record ``add-to-cart`` and ``purchase`` events server-side, as a
 platform's webhooks would: they carry no recommendationId, so the dashboard shows last-click
-attribution at work. (A local demo: its forms have no CSRF token.)
+attribution at work. Both forms carry a CSRF token (:mod:`engine.api.csrf`): a POST without it is
+refused with 400, one with a wrong token with 403.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from urllib.parse import urlencode
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from engine.api.app import get_store
+from engine.api.csrf import check_csrf, csrf_token, issue_cookie
 from engine.records import Interaction
 
 bp = Blueprint("demo", __name__, url_prefix="/demo", template_folder="templates")
+bp.before_request(check_csrf)
+bp.after_request(issue_cookie)
 
 CART_COOKIE = "shelfwise_demo_cart"
 MAX_CART = 20
@@ -40,7 +44,7 @@ def cart_ids() -> list[str]:
 def page_context() -> dict:
     config = current_app.config["SHELFWISE"].extra.get("demo") or {}
     if not config:
-        return {}
+        return {"csrf_token": csrf_token}
     endpoint = (config.get("endpoint") or "").rstrip("/")
     query = urlencode(
         {
@@ -53,7 +57,11 @@ def page_context() -> dict:
         }
     )
     name = config["campaigns"]["recommended_for_you"]
-    return {"cart_size": len(cart_ids()), "email_url": f"{endpoint}/v1/widgets/{name}.html?{query}"}
+    return {
+        "cart_size": len(cart_ids()),
+        "email_url": f"{endpoint}/v1/widgets/{name}.html?{query}",
+        "csrf_token": csrf_token,
+    }
 
 
 @bp.get("/")

@@ -2,13 +2,16 @@
 
 For pages without JavaScript and for e-mail: absolute URLs, inline styles only (mail clients drop
 <style> blocks and never run scripts), a table layout for the grid (what mail clients lay out
-reliably), and every catalog string escaped. E-mail clients cannot send headers, so the public,
+reliably), and every catalog string escaped. Each card links through the signed click redirect
+(:mod:`engine.api.clicks`), which records the click for attribution and then sends the shopper to
+the product; ``widget=NAME`` names the placement in those clicks. E-mail clients cannot send headers, so the public,
 read-only key travels in the query string (``key=pk_...``); a secret key is refused there, since
 a URL ends up in logs and mailboxes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -16,6 +19,7 @@ from flask import Blueprint, Response, request
 
 from engine.api.app import get_campaigns, get_store
 from engine.api.auth import origin_allowed
+from engine.api.clicks import click_link
 from engine.errors import Forbidden, InvalidInput, Unauthorized
 
 bp = Blueprint("widgets_html", __name__, url_prefix="/v1/widgets")
@@ -80,11 +84,13 @@ def fragment(
     template: str | None,
     base: str,
     recommendation_id: str,
+    track: Callable[[str, str], str] | None = None,
 ) -> str:
-    cards = [
-        card_html(i.item_id, i.metadata or {}, product_link(i.item_id, i.metadata or {}, template, base), currency)
-        for i in items
-    ]
+    """``track(item_id, product_url)``: the link a card uses instead (the click redirect)."""
+    cards = []
+    for i in items:
+        href = product_link(i.item_id, i.metadata or {}, template, base)
+        cards.append(card_html(i.item_id, i.metadata or {}, track(i.item_id, href) if track else href, currency))
     head = (
         f'<div data-recommendation-id="{escape(recommendation_id)}" style="margin:16px 0">'
         f'<h2 style="font-family:Helvetica,Arial,sans-serif;font-size:18px;margin:0 0 12px;color:#1c2333">'
@@ -145,6 +151,18 @@ def widget_html(name: str) -> Response:
         metadata_columns=METADATA,
     )
     base = template or request.host_url
+    signed = {
+        "g": key.dataset_group,
+        "r": recs.recommendation_id,
+        "u": args.get("userId") or "",
+        "n": name,
+        "k": "recommender" if args.get("type") == "recommender" else "campaign",
+        "w": args.get("widget") or "",
+    }
+
+    def track(item_id: str, href: str) -> str:
+        return click_link(request.host_url, {**signed, "i": item_id, "to": href})
+
     body = (
         fragment(
             list(recs.items),
@@ -155,6 +173,7 @@ def widget_html(name: str) -> Response:
             template,
             base,
             recs.recommendation_id,
+            track,
         )
         if recs.items
         else ""

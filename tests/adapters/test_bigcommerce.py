@@ -29,7 +29,18 @@ from adapters.actions import Checkpoint, ForgetShopper
 from adapters.base import Delivery, PayloadError, SignatureError
 from adapters.bigcommerce import BigCommerceAdapter, BigCommerceClient, PlatformError, sign
 from adapters.bigcommerce.backfill import order_lines
-from adapters.common import AVAILABILITY, BRAND, CATEGORIES, DESCRIPTION, PRICE, STATUS, STOCK, TITLE
+from adapters.common import (
+    AVAILABILITY,
+    BRAND,
+    CATEGORIES,
+    DESCRIPTION,
+    IMAGE_URL,
+    PRICE,
+    STATUS,
+    STOCK,
+    TITLE,
+    URL,
+)
 from engine.errors import InvalidInput
 from engine.records import PURCHASE, Erasure, Interaction, Item, User
 from engine.storage.store import Store
@@ -41,6 +52,8 @@ SECRET = "bc-client-secret"
 STORE_HASH = "abc123"
 API = f"https://api.bigcommerce.com/stores/{STORE_HASH}"
 CONFIG = {"store_hash": STORE_HASH, "access_token": "tok-123"}
+STOREFRONT = "https://towels.example"
+CDN = f"https://cdn11.bigcommerce.com/s-{STORE_HASH}/products/77/images"
 
 PERSONAL_DATA = (
     "Jane",
@@ -162,6 +175,26 @@ def product(**changes: Any) -> dict[str, Any]:
             {"id": 1, "product_id": 77, "sku": "SLCTBS-A9D2", "inventory_level": 0, "purchasing_disabled": False},
             {"id": 2, "product_id": 77, "sku": "SLCTBS-B1", "inventory_level": 12, "purchasing_disabled": False},
         ],
+        # "Get a Product" with include=images; the page path is relative to the storefront
+        "custom_url": {"url": "/fog-linen-chambray-towel-beige-stripe/", "is_customized": False},
+        "images": [
+            {
+                "id": 266,
+                "product_id": 77,
+                "is_thumbnail": False,
+                "sort_order": 0,
+                "url_standard": f"{CDN}/500x659/towel-back.jpg",
+                "url_zoom": f"{CDN}/1280x1280/towel-back.jpg",
+            },
+            {
+                "id": 265,
+                "product_id": 77,
+                "is_thumbnail": True,
+                "sort_order": 1,
+                "url_standard": f"{CDN}/500x659/towel-front.jpg",
+                "url_zoom": f"{CDN}/1280x1280/towel-front.jpg",
+            },
+        ],
     }
     body.update(changes)
     return body
@@ -203,6 +236,18 @@ def mock_api(rsps: responses.RequestsMock) -> None:
     rsps.get(f"{API}/v3/catalog/categories", json={"data": [{"id": 23, "name": "Bath"}, {"id": 39, "name": "Kitchen"}]})
     rsps.get(f"{API}/v3/catalog/brands", json={"data": [{"id": 36, "name": "OFS"}]})
     rsps.get(f"{API}/v3/customers", json=v3_page([customer()]))
+    rsps.get(f"{API}/v2/store", json=store_profile())
+
+
+def store_profile() -> dict[str, Any]:
+    """v2 "Get Store Information" (the fields the storefront address needs, and a few more)."""
+    return {
+        "id": STORE_HASH,
+        "domain": "towels.example",
+        "secure_url": f"{STOREFRONT}/",
+        "name": "Fog Linen Towels",
+        "currency": "USD",
+    }
 
 
 @pytest.fixture
@@ -478,11 +523,60 @@ def test_product_callback_fetches_the_product_with_names_for_its_category_and_br
             STOCK: 12,  # variants summed: 0 + 12
             AVAILABILITY: "in_stock",
             STATUS: "ACTIVE",
+            # custom_url on the store's secure URL (asked of v2/store); the thumbnail-flagged image
+            URL: f"{STOREFRONT}/fog-linen-chambray-towel-beige-stripe/",
+            IMAGE_URL: f"{CDN}/500x659/towel-front.jpg",
         },
         creation_timestamp=datetime(2018, 8, 15, 14, 48, 46, tzinfo=UTC).timestamp(),
     )
     categories = next(c for c in api.calls if "/categories" in c.request.url)
     assert "id%3Ain=23%2C39" in categories.request.url
+    fetched = next(c for c in api.calls if "/catalog/products/77" in c.request.url)
+    assert "include=variants%2Cimages" in fetched.request.url
+
+
+def test_configured_store_url_is_used_without_asking_the_api(api: responses.RequestsMock) -> None:
+    (item,) = parse(
+        callback("store/product/updated", 77, kind="product"), {**CONFIG, "store_url": "https://www.towels.example/"}
+    )
+    assert item.properties[URL] == "https://www.towels.example/fog-linen-chambray-towel-beige-stripe/"
+    assert not [c for c in api.calls if "/v2/store" in c.request.url]
+
+
+def test_without_the_store_profile_the_url_stays_a_path_and_it_is_logged(
+    api: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.replace(responses.GET, f"{API}/v2/store", status=403, json={"title": "You don't have a required scope"})
+    with caplog.at_level(logging.WARNING):
+        (item,) = parse(callback("store/product/updated", 77, kind="product"))
+    assert item.properties[URL] == "/fog-linen-chambray-towel-beige-stripe/"
+    assert "set it with --set store_url=" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("images", "expected"),
+    [
+        ([], None),
+        ([{"sort_order": 2, "url_standard": f"{CDN}/b.jpg"}, {"sort_order": 1, "url_zoom": f"{CDN}/a.jpg"}], "a.jpg"),
+        (
+            [{"is_thumbnail": True, "url_standard": "not a url"}, {"sort_order": 5, "url_standard": f"{CDN}/c.jpg"}],
+            "c.jpg",
+        ),
+    ],
+    ids=["no-images", "first-by-sort-order", "thumbnail-without-a-usable-url"],
+)
+def test_main_image_is_the_thumbnail_else_the_first_by_sort_order(
+    api: responses.RequestsMock, images: list[dict[str, Any]], expected: str | None
+) -> None:
+    api.replace(responses.GET, f"{API}/v3/catalog/products/77", json={"data": product(images=images, custom_url=None)})
+    (item,) = parse(callback("store/product/updated", 77, kind="product"))
+    assert item.properties.get(IMAGE_URL) == (f"{CDN}/{expected}" if expected else None)
+    assert URL not in item.properties  # no custom_url: no page to link
+
+
+def test_store_url_that_is_not_an_address_is_refused_when_connecting() -> None:
+    with pytest.raises(InvalidInput, match=r"store_url .towels\.example. is not an http"):
+        BigCommerceAdapter.from_connection({**CONFIG, "store_url": "towels.example"})
 
 
 @pytest.mark.parametrize(
@@ -626,6 +720,7 @@ def mock_backfill(rsps: responses.RequestsMock, *, orders_page_2: dict[str, Any]
     rsps.get(f"{API}/v3/catalog/categories", json={"data": [{"id": 23, "name": "Bath"}, {"id": 39, "name": "Kitchen"}]})
     rsps.get(f"{API}/v3/catalog/brands", json={"data": [{"id": 36, "name": "OFS"}]})
     rsps.get(f"{API}/v3/customers", json=v3_page([customer(11), customer(12, group=0)]))
+    rsps.get(f"{API}/v2/store", json=store_profile())
     rsps.get(
         f"{API}/v2/orders",
         json=[order_summary(100), order_summary(101)],
@@ -648,6 +743,7 @@ def test_backfill_walks_every_page_of_products_customers_and_orders() -> None:
     with responses.RequestsMock() as rsps:
         mock_backfill(rsps)
         out = run(adapter, [])
+        urls = [c.request.url for c in rsps.calls]  # responses forgets its calls when it stops
     records = [r for r in out if not isinstance(r, Checkpoint)]
     assert [r.item_id for r in records if isinstance(r, Item)] == ["77", "78"]
     assert [(r.user_id, r.properties) for r in records if isinstance(r, User)] == [
@@ -671,8 +767,16 @@ def test_backfill_walks_every_page_of_products_customers_and_orders() -> None:
     # the high-water marks for the next pass, as ISO-8601 whatever the API version wrote
     assert final["products"]["next_since"] == "2019-01-01T00:00:00+00:00"
     assert final["orders"]["next_since"] == "2019-03-04T10:00:00+00:00"
-    orders_calls = [c.request.url for c in rsps.calls if "/v2/orders?" in c.request.url]
-    assert all("sort=id%3Aasc" in url and "limit=2" in url for url in orders_calls)
+    orders_calls = [url for url in urls if "/v2/orders?" in url]
+    assert orders_calls and all("sort=id%3Aasc" in url and "limit=2" in url for url in orders_calls)
+    # products come with their images, and the storefront's address is asked once for the whole run
+    items = [r for r in records if isinstance(r, Item)]
+    assert [(i.properties[URL], i.properties[IMAGE_URL]) for i in items] == [
+        (f"{STOREFRONT}/fog-linen-chambray-towel-beige-stripe/", f"{CDN}/500x659/towel-front.jpg")
+    ] * 2
+    product_calls = [url for url in urls if "/catalog/products?" in url]
+    assert product_calls and all("include=variants%2Cimages" in url for url in product_calls)
+    assert len([url for url in urls if url.endswith("/v2/store")]) == 1
 
 
 def test_backfill_waits_out_a_429_and_carries_on() -> None:

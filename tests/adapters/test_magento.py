@@ -21,6 +21,7 @@ from adapters.base import Delivery, PayloadError, SignatureError
 from adapters.magento import MagentoAdapter
 from adapters.magento.mapping import product_item
 from adapters.magento.signature import sign
+from adapters.magento.storefront import Storefront
 from engine.errors import InvalidInput
 from engine.records import ADD_TO_CART, PURCHASE, REMOVE_FROM_CART, WISHLIST, Alias, Erasure, Interaction, Item, User
 from tests.adapters import bodies
@@ -160,9 +161,67 @@ def test_observer_product_data_becomes_an_item() -> None:
             "STATUS": "ACTIVE",
             "VISIBILITY": "CATALOG_SEARCH",
             "PRODUCT_TYPE": "SIMPLE",
+            # url_key + the default suffix; no storefront configured: a path on the store's site
+            "URL": "/champ-tee-small.html",
         },
         creation_timestamp=datetime(2017, 11, 29, 20, 40, 7, tzinfo=UTC).timestamp(),
     )
+
+
+GALLERY_ENTRY = {
+    "id": 3417,
+    "media_type": "image",
+    "label": "Champ Tee front",
+    "position": 1,
+    "disabled": False,
+    "types": ["image", "small_image", "thumbnail"],
+    "file": "/m/s/ms-champ-front.jpg",
+}
+
+
+def test_connected_storefront_gives_the_page_and_the_main_picture() -> None:
+    body = json.loads(bodies.magento_topic_bodies()["observer.catalog_product_save_after"])
+    body["data"]["product"]["image"] = "/m/s/ms-champ-front.jpg"  # the model's "image" role, flat
+    config = {"store_url": "https://www.shop.example/", "url_suffix": "/", "media_url": "https://cdn.shop.example/p"}
+    delivery = magento_delivery(json.dumps(body).encode(), topic="observer.catalog_product_save_after")
+    (item,) = MagentoAdapter.from_connection(config).parse(delivery)
+    assert item.properties["URL"] == "https://www.shop.example/champ-tee-small/"
+    assert item.properties["IMAGE_URL"] == "https://cdn.shop.example/p/m/s/ms-champ-front.jpg"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"media_gallery_entries": [GALLERY_ENTRY]}, "/m/s/ms-champ-front.jpg"),
+        (
+            {
+                "media_gallery_entries": [
+                    dict(GALLERY_ENTRY, file="/a/off.jpg", position=0, disabled=True),
+                    dict(GALLERY_ENTRY, file="/b/side.jpg", position=2, types=[]),
+                    dict(GALLERY_ENTRY, file="/c/video.jpg", position=0, media_type="external-video"),
+                    dict(GALLERY_ENTRY, file="/d/back.jpg", position=1, types=[]),
+                ]
+            },
+            "/d/back.jpg",
+        ),
+        (
+            {
+                "media_gallery_entries": [dict(GALLERY_ENTRY, types=["thumbnail"])],
+                "custom_attributes": [{"attribute_code": "image", "value": "/r/role.jpg"}],
+            },
+            "/r/role.jpg",
+        ),
+        ({"custom_attributes": [{"attribute_code": "image", "value": "no_selection"}]}, None),
+    ],
+    ids=["image-role-in-gallery", "first-enabled-picture-by-position", "image-role-attribute-first", "no-selection"],
+)
+def test_main_picture_is_the_image_role_else_the_first_gallery_picture(
+    changes: dict[str, Any], expected: str | None
+) -> None:
+    rest = dict(bodies.shared_json("magento_product.json"), **changes)
+    item = product_item(rest, Storefront.from_config({"base_url": "https://shop.example/rest/default"}))
+    media = "https://shop.example/media/catalog/product"
+    assert item.properties.get("IMAGE_URL") == (f"{media}{expected}" if expected else None)
 
 
 def test_rest_product_reads_custom_attributes_and_stock_item() -> None:
@@ -172,6 +231,8 @@ def test_rest_product_reads_custom_attributes_and_stock_item() -> None:
     assert (item.properties["STOCK"], item.properties["AVAILABILITY"]) == (10, "in_stock")
     assert item.properties["VISIBILITY"] == "NOT_VISIBLE_INDIVIDUALLY"  # a configurable's variant
     assert item.properties["PRODUCT_DESCRIPTION"].startswith("The Champ Tee")
+    # a variant "not visible individually" has no page of its own; the documented one has no pictures
+    assert "URL" not in item.properties and "IMAGE_URL" not in item.properties
 
 
 def test_unknown_product_type_is_logged_and_left_out(caplog: pytest.LogCaptureFixture) -> None:
@@ -369,6 +430,27 @@ def test_catch_up_filters_updated_at_from_the_newest_seen() -> None:
         match=[matchers.query_param_matcher(criteria(1, since="2024-03-01 12:00:05"))],
     )
     assert run({**CONFIG, "backfill": state}) == []
+
+
+@responses.activate
+def test_backfill_places_products_on_the_store_the_rest_url_names() -> None:
+    visible = dict(product(1), visibility=4, media_gallery_entries=[GALLERY_ENTRY])
+    responses.get(f"{API}/V1/products", json={"items": [visible, product(2)], "total_count": 2})
+    responses.get(f"{API}/V1/orders", json={"items": [], "total_count": 0})
+    items = [r for r in run(CONFIG) if isinstance(r, Item)]
+    assert [(i.properties.get("URL"), i.properties.get("IMAGE_URL")) for i in items] == [
+        (
+            "https://shop.example/champ-tee-small.html",  # base_url without /rest/default, default suffix
+            "https://shop.example/media/catalog/product/m/s/ms-champ-front.jpg",
+        ),
+        (None, None),  # not visible individually, no pictures
+    ]
+
+
+@pytest.mark.parametrize("key", ["store_url", "media_url"])
+def test_a_storefront_address_that_is_not_a_url_is_refused_when_connecting(key: str) -> None:
+    with pytest.raises(InvalidInput, match=f"Magento {key} 'shop.example' is not an http"):
+        MagentoAdapter.from_connection({key: "shop.example"})
 
 
 def test_backfill_needs_a_base_url_and_a_token() -> None:

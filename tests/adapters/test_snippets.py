@@ -129,9 +129,40 @@ def test_magento_module_has_valid_xml_and_a_balanced_template():
     assert block.get("template") == "Shelfwise_Recommendations::recommendations.phtml"
     assert ET.fromstring(files["etc/module.xml"]).find("module").get("name") == "Shelfwise_Recommendations"
     template = files["view/frontend/templates/recommendations.phtml"]
-    assert "$block->getProduct()" in template and "getCustomerId()" in template
     tags = StrictHTML().check(strip(template, r"<\?php.*?\?>", r"<\?=.*?\?>"))
     assert widget_div(tags) and script_tag(tags)["data-shelfwise-key"] == "pk_abc.def"
+
+
+def test_magento_template_gets_its_data_from_a_view_model_injected_by_the_layout():
+    files = render_files("magento", CTX)
+    layout = ET.fromstring(files["view/frontend/layout/catalog_product_view.xml"])
+    block = next(layout.iter("block"))
+    assert block.get("class") == "Magento\\Framework\\View\\Element\\Template"
+    (view_model,) = [a for a in block.iter("argument") if a.get("name") == "view_model"]
+    assert view_model.get("{http://www.w3.org/2001/XMLSchema-instance}type") == "object"
+    assert view_model.text == "Shelfwise\\Recommendations\\ViewModel\\Recommendations"
+
+    php = files["ViewModel/Recommendations.php"]
+    namespace = re.search(r"^namespace ([\w\\]+);", php, re.M).group(1)
+    declared = re.search(r"^class (\w+) implements ArgumentInterface", php, re.M).group(1)
+    assert f"{namespace}\\{declared}" == view_model.text
+    assert "use Magento\\Framework\\View\\Element\\Block\\ArgumentInterface;" in php
+    assert "public function __construct(" in php
+    template = files["view/frontend/templates/recommendations.phtml"]
+    for source in (php, template):
+        assert "ObjectManager" not in source, "dependencies are injected, never fetched from the object manager"
+    provided = set(re.findall(r"public function (get\w+)\(\)", php))
+    called = set(re.findall(r"\$viewModel->(\w+)\(\)", template))
+    assert called and called <= provided, called - provided
+    assert "$viewModel = $block->getData('view_model');" in template
+    code = php_code(php)
+    assert "'" not in code and '"' not in code, "an unterminated string"
+    for opening, closing in ("{}", "()", "[]"):
+        assert code.count(opening) == code.count(closing), opening
+    if shutil.which("php"):
+        for source in (php, template):
+            linted = subprocess.run(["php", "-l"], input=source, capture_output=True, text=True)
+            assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
 def test_woocommerce_plugin_defines_the_shortcode_and_escapes_its_output():
@@ -196,8 +227,9 @@ def test_widget_snippet_command_uses_the_groups_keys(tmp_path, capsys):
         == 0
     )
     data = json.loads(capsys.readouterr().out)
-    assert data["createdPublicKey"] is True and len(data["written"]) == 4
+    assert data["createdPublicKey"] is True and len(data["written"]) == 5
     assert (tmp_path / "m/view/frontend/templates/recommendations.phtml").exists()
+    assert (tmp_path / "m/ViewModel/Recommendations.php").exists()
 
     assert main([*base, "--platform", "woocommerce", "--public-key", secret_key]) == 1
     assert "must be a public key" in capsys.readouterr().err

@@ -111,7 +111,9 @@ def test_cart_records_add_to_cart_and_purchase_and_shows_bought_together(client)
     assert "Your cart is empty." in empty
     assert [w["data-recommender"] for w in widgets(empty)] == ["best-sellers"]
 
-    response = client.post("/demo/cart", data={"item_id": "lamp"})
+    response = client.post(
+        "/demo/cart", data={"item_id": "lamp", "csrf_token": form_token(client, "/demo/products/lamp")}
+    )
     assert response.status_code == 303 and response.headers["Location"].endswith("/demo/cart")
     html = client.get("/demo/cart").get_data(as_text=True)
     assert "Desk Lamp" in html and "Cart (1)" in html
@@ -121,11 +123,54 @@ def test_cart_records_add_to_cart_and_purchase_and_shows_bought_together(client)
         ("best-sellers", None, "cart"),
     ]
 
-    assert client.post("/demo/checkout").status_code == 303
+    assert client.post("/demo/checkout", data={"csrf_token": form_token(client, "/demo/cart")}).status_code == 303
     assert "Your cart is empty." in client.get("/demo/cart").get_data(as_text=True)
     events = [(e.item_id, e.event_type) for e in store.latest_events("pages", "shopper-7")]
     assert events[-2:] == [("lamp", "add-to-cart"), ("lamp", "purchase")]
-    assert client.post("/demo/cart", data={"item_id": "nope"}).status_code == 404
+    assert client.post("/demo/cart", data={"item_id": "nope", "csrf_token": form_token(client)}).status_code == 404
+
+
+def form_token(client, path: str = "/demo/products/lamp") -> str:
+    """The CSRF token a page's forms carry (the page also sets the browser's cookie)."""
+    html = client.get(path).get_data(as_text=True)
+    tokens = set(re.findall(r'<input type="hidden" name="csrf_token" value="([^"]+)">', html))
+    assert len(tokens) == 1, tokens
+    return tokens.pop()
+
+
+def test_pages_issue_an_http_only_same_site_cookie_once(client):
+    browser = client.application.test_client()
+    first = browser.get("/demo/products/lamp")
+    cookie = first.headers["Set-Cookie"]
+    assert cookie.startswith("shelfwise_csrf=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    again = browser.get("/demo/cart")
+    assert "Set-Cookie" not in again.headers  # the browser keeps its value; pages sign the same one
+    assert form_token(browser, "/demo/products/lamp") == form_token(browser, "/demo/products/bare")
+    assert form_token(browser) != form_token(client.application.test_client())  # each browser its own
+
+
+def test_forms_without_a_matching_csrf_token_change_nothing(client):
+    store = client.application.extensions["shelfwise.store"]
+    victim = client.application.test_client()
+    attacker = client.application.test_client()
+    good = form_token(victim)
+    foreign = form_token(attacker)  # a valid token, but for another browser's cookie
+    before = len(store.latest_events("pages", "shopper-7"))
+    refused = [
+        (victim.post("/demo/cart", data={"item_id": "lamp"}), 400),
+        (victim.post("/demo/checkout"), 400),
+        (victim.post("/demo/cart", data={"item_id": "lamp", "csrf_token": foreign}), 403),
+        (victim.post("/demo/cart", data={"item_id": "lamp", "csrf_token": good[:-2] + "xx"}), 403),
+        (victim.post("/demo/checkout", data={"csrf_token": "x" * 43}), 403),
+        # the token without the cookie it was made from (cookies off, or a cross-site form that copied it)
+        (client.application.test_client().post("/demo/cart", data={"item_id": "lamp", "csrf_token": good}), 400),
+    ]
+    for n, (response, status) in enumerate(refused):
+        assert response.status_code == status, n
+        assert "CSRF token" in response.get_json()["error"]["message"], n
+        assert "Set-Cookie" not in response.headers or "shelfwise_demo_cart" not in response.headers["Set-Cookie"], n
+    assert len(store.latest_events("pages", "shopper-7")) == before
+    assert victim.post("/demo/cart", data={"item_id": "lamp", "csrf_token": good}).status_code == 303
 
 
 def test_pages_link_the_dashboard_and_the_email_fragment(client):

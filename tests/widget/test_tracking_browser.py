@@ -10,6 +10,7 @@ import urllib.request
 from html.parser import HTMLParser
 
 import pytest
+import requests
 
 from tests.widget.conftest import CAMPAIGNS, stored_events
 from tests.widget.test_widget_browser import BEST_SELLERS, FOR_YOU, Problems, cards, recommendation_id, settle
@@ -146,7 +147,11 @@ def test_html_fragment_for_email_and_pages_without_javascript(demo_shop, browser
     parser = Tags()
     parser.feed(body)
     links = [a["href"] for tag, a in parser.tags if tag == "a"]
-    assert len(links) == 6 and all(h.startswith("https://shop.example/p/") and h.endswith("?utm=x") for h in links)
+    # every card goes through the signed click redirect, which records the click, then to the product
+    assert len(links) == 6 and all(h.startswith(f"{demo_shop.url}/v1/widgets/click?") for h in links)
+    item = urllib.parse.parse_qs(urllib.parse.urlsplit(links[0]).query)["i"][0]
+    landed = requests.get(links[0], allow_redirects=False, timeout=10)
+    assert landed.status_code == 302 and landed.headers["Location"] == f"https://shop.example/p/{item}?utm=x"
     assert "<script" not in body and "<style" not in body and "class=" not in body
     assert all("style" in attrs for tag, attrs in parser.tags if tag in ("a", "td", "h2"))
     assert len([t for t, _ in parser.tags if t == "tr"]) == 2  # 6 cards in rows of 3
