@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from adapters.base import Delivery, PayloadError
-from engine.records import MAX_ID_LENGTH, PURCHASE, Interaction
+from engine.errors import InvalidInput
+from engine.records import MAX_ID_LENGTH, PURCHASE, Interaction, Item
 
 log = logging.getLogger(__name__)
 
@@ -228,3 +230,27 @@ def order_purchase(
         event_id=event_id,
         context={},
     )
+
+
+def on_storefront(record: T, storefront: str | None) -> T:
+    """An item whose page URL is a path (``/products/towel``) gets the store's address in front:
+    widgets on the store's pages would resolve it, but e-mail fragments have no page to do so."""
+    if not storefront or not isinstance(record, Item):
+        return record
+    url = record.properties.get(URL)
+    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//"):
+        return record
+    return Item(record.item_id, {**record.properties, URL: storefront.rstrip("/") + url}, record.creation_timestamp)
+
+
+def store_url_setting(config: Mapping[str, Any], platform: str) -> str | None:
+    """A connection's ``store_url`` (where product pages live), checked: an http(s) address,
+    returned without a trailing slash; None when not set."""
+    value = config.get("store_url")
+    if value is None or value == "":
+        return None
+    text = str(value).strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise InvalidInput(f"{platform} store_url {value!r} is not an http(s) URL (e.g. https://shop.example)")
+    return text

@@ -16,11 +16,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from adapters.base import PlatformClient
+from adapters.common import store_url_setting as common_store_url_setting
 from adapters.http import PlatformApiError
-from engine.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +29,7 @@ STORE_PROFILE = "v2/store"
 
 def store_url_setting(config: Mapping[str, Any]) -> str | None:
     """The connection's ``store_url``, checked: an http(s) address without a trailing slash."""
-    value = config.get("store_url")
-    if value is None or value == "":
-        return None
-    text = str(value).strip().rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise InvalidInput(f"BigCommerce store_url {value!r} is not an http(s) URL (e.g. https://shop.example)")
-    return text
+    return common_store_url_setting(config, "BigCommerce")
 
 
 class Storefront:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from adapters.actions import Checkpoint
 from adapters.base import Adapter, Delivery, PlatformClient, SignatureError, WidgetContext
-from adapters.common import header, load_json_object
+from adapters.common import header, load_json_object, on_storefront, store_url_setting
 from adapters.shopify import mapping
 from adapters.shopify.backfill import ShopifyBackfill, admin_client
 from engine.records import Record
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 TOPIC_HEADER = "X-Shopify-Topic"
 WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
+SHOP_DOMAIN_HEADER = "X-Shopify-Shop-Domain"
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -76,6 +77,7 @@ class ShopifyAdapter(Adapter):
 
     @classmethod
     def from_connection(cls, config: dict[str, Any]) -> ShopifyAdapter:
+        store_url_setting(config, "Shopify")  # a malformed store_url is refused when connecting
         return cls(config)
 
     # ----------------------------------------------------------------- security
@@ -113,7 +115,16 @@ class ShopifyAdapter(Adapter):
             log.info("shopify: ignoring delivery with unhandled topic %r", topic)
             return []
         result = handler(load_json_object(delivery, "Shopify"))
-        return list(result) if isinstance(result, list) else [result]
+        storefront = self.storefront(header(delivery, SHOP_DOMAIN_HEADER))
+        return [on_storefront(r, storefront) for r in (result if isinstance(result, list) else [result])]
+
+    def storefront(self, shop_domain: str | None = None) -> str | None:
+        """Where product pages live: the connection's ``store_url`` (the shop's own domain), else
+        its ``myshopify.com`` domain (which redirects to the primary domain), else the delivery's."""
+        if url := store_url_setting(self.config, "Shopify"):
+            return url
+        shop = self.config.get("shop_domain") or shop_domain
+        return f"https://{shop}" if shop else None
 
     # ----------------------------------------------------------------- back-fill
     def api_client(self, **options: Any) -> PlatformClient:
@@ -123,7 +134,9 @@ class ShopifyAdapter(Adapter):
         """Products, then orders (``status=any``), through the Admin REST API with Link cursors."""
         since = self.config.get("backfill_since")
         since_text = None if since is None else datetime.fromtimestamp(float(since), UTC).isoformat()
-        yield from ShopifyBackfill(client, self.config).run(since_text)
+        storefront = self.storefront()
+        for record in ShopifyBackfill(client, self.config).run(since_text):
+            yield on_storefront(record, storefront)
 
     def render_widget(self, ctx: WidgetContext) -> str:
         """The theme snippet (adapters.snippets), with this platform's product, cart and customer variables."""

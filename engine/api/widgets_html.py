@@ -46,16 +46,23 @@ def format_price(value, currency: str) -> str:
     return f"{symbol}{amount:,.2f}" if symbol else f"{amount:,.2f} {currency}"
 
 
-def product_link(item_id: str, metadata: dict, template: str | None, base: str) -> str:
-    """The catalog's own http(s) URL, else the template; always absolute."""
+def product_link(item_id: str, metadata: dict, template: str | None) -> str:
+    """The catalog's own http(s) URL, else the template; always absolute.
+
+    A page path from the catalog (``/products/towel``) is placed on the template's store address:
+    an e-mail has no page to resolve it against, and Shelfwise's own address would be wrong."""
     url = str(metadata.get("url") or "")
     if url:
-        url = urljoin(base, url)
+        if template:
+            url = urljoin(template, url)
         if _absolute_http(url):
             return url
     if template:
         return template.replace("{itemId}", quote(item_id, safe=""))
-    raise InvalidInput("item has no URL in the catalog: pass productUrl=https://shop.example/products/{itemId}")
+    raise InvalidInput(
+        f"item {item_id!r} has {'only a page path' if url else 'no URL'} in the catalog: pass "
+        "productUrl=https://shop.example/products/{itemId}, or connect the store with its store_url"
+    )
 
 
 def card_html(item_id: str, metadata: dict, href: str, currency: str) -> str:
@@ -82,14 +89,13 @@ def fragment(
     columns: int,
     currency: str,
     template: str | None,
-    base: str,
     recommendation_id: str,
     track: Callable[[str, str], str] | None = None,
 ) -> str:
     """``track(item_id, product_url)``: the link a card uses instead (the click redirect)."""
     cards = []
     for i in items:
-        href = product_link(i.item_id, i.metadata or {}, template, base)
+        href = product_link(i.item_id, i.metadata or {}, template)
         cards.append(card_html(i.item_id, i.metadata or {}, track(i.item_id, href) if track else href, currency))
     head = (
         f'<div data-recommendation-id="{escape(recommendation_id)}" style="margin:16px 0">'
@@ -150,7 +156,6 @@ def widget_html(name: str) -> Response:
         num_results=num_results,
         metadata_columns=METADATA,
     )
-    base = template or request.host_url
     signed = {
         "g": key.dataset_group,
         "r": recs.recommendation_id,
@@ -171,7 +176,6 @@ def widget_html(name: str) -> Response:
             columns,
             currency,
             template,
-            base,
             recs.recommendation_id,
             track,
         )

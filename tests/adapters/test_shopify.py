@@ -289,11 +289,23 @@ def test_product_becomes_an_item_with_variants_rolled_up() -> None:
             "STOCK": 30,  # both variants' inventory
             "AVAILABILITY": "in_stock",
             "STATUS": "ACTIVE",
-            "URL": "/products/ipod-nano",  # the storefront page, by handle, for widgets
+            # The storefront page, by handle, on the shop's domain (the delivery's header here).
+            "URL": "https://t.myshopify.com/products/ipod-nano",
             "IMAGE_URL": "https://cdn.shopify.com/ipod.png",
         },
         creation_timestamp=datetime(2024, 5, 1, 15, tzinfo=UTC).timestamp(),
     )
+
+
+def test_product_pages_are_placed_on_the_storefront_address() -> None:
+    body = json.dumps(bodies.SHOPIFY_PRODUCT).encode()
+    delivery = shopify_delivery(body, topic="products/update")
+    (own,) = ShopifyAdapter({"store_url": "https://shop.example/"}).parse(delivery)
+    assert own.properties["URL"] == "https://shop.example/products/ipod-nano"
+    (configured,) = ShopifyAdapter({"shop_domain": "mine.myshopify.com"}).parse(delivery)
+    assert configured.properties["URL"] == "https://mine.myshopify.com/products/ipod-nano"
+    with pytest.raises(InvalidInput, match="Shopify store_url 'shop.example' is not an http"):
+        ShopifyAdapter.from_connection({"store_url": "shop.example"})
 
 
 def test_sold_out_product_is_backorder_when_a_variant_may_be_oversold() -> None:
