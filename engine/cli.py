@@ -14,12 +14,12 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
-from engine.commands import Cli, batch, evaluation, report, server, serving, setup, training
+from engine.commands import Cli, batch, evaluation, report, retraining, server, serving, setup, training
 from engine.config import load_settings
 from engine.errors import ShelfwiseError
 
 #: The engine's own command modules; layers above add theirs through ``shelfwise.commands``.
-COMMAND_MODULES = (server, setup, training, serving, batch, evaluation, report)
+COMMAND_MODULES = (server, setup, training, serving, batch, evaluation, report, retraining)
 
 
 def build_parser() -> argparse.ArgumentParser:

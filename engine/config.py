@@ -33,6 +33,10 @@ class Settings:
     max_clock_skew_seconds: int = 900
     #: How often each worker re-reads impression and click counts for exploration, in seconds.
     exploration_refresh_seconds: float = 30.0
+    #: How often ``shelfwise serve`` (and ``shelfwise retrain --due``) gives each deployed solution
+    #: UPDATE training and FULL training: a duration such as 30m, 2h or 7d; "0" turns it off.
+    retrain_update_every: str = "2h"
+    retrain_full_every: str = "7d"
     #: Extra settings for tests and embedding.
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 
 from engine.config import Settings
+
+if TYPE_CHECKING:
+    from engine.jobs.schedule import RetrainPolicy
 
 
 class _Gunicorn(BaseApplication):
@@ -32,7 +35,16 @@ class _Gunicorn(BaseApplication):
         return create_app(self.settings)
 
 
-def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def run_server(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    retrain: RetrainPolicy | None = None,
+) -> None:
+    """Serve until stopped; with ``retrain``, the retraining schedule runs beside the workers in
+    one process of its own (engine/jobs/schedule.py) and stops with the server."""
     options = {
         "bind": f"{host}:{port}",
         "workers": max(1, workers),
@@ -43,4 +55,15 @@ def run_server(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
         "accesslog": "-",
         "loglevel": "warning",
     }
-    _Gunicorn(settings, options).run()
+    scheduler = None
+    if retrain is not None and retrain.enabled:
+        from engine.jobs.schedule import start_scheduler_process
+
+        scheduler = start_scheduler_process(settings, retrain)
+    try:
+        _Gunicorn(settings, options).run()
+    finally:
+        if scheduler is not None:
+            from engine.jobs.schedule import stop_scheduler_process
+
+            stop_scheduler_process(scheduler)

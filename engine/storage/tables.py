@@ -76,6 +76,8 @@ class InteractionRow(Base):
         Index("ix_interactions_user_time", "dataset_group_id", "user_id", "timestamp"),
         Index("ix_interactions_session", "dataset_group_id", "session_id"),
         Index("ix_interactions_item", "dataset_group_id", "item_id"),
+        # trending-now counts everybody's events of the last few windows at request time.
+        Index("ix_interactions_time", "dataset_group_id", "timestamp"),
         # An event sent twice (a platform retry, orders/create then orders/paid, a PutEvents retry)
         # is stored once: Personalize likewise ignores later events with the same eventId.
         Index(
@@ -249,4 +251,61 @@ class Recommender(Base):
     name: Mapped[str] = mapped_column(String(63))
     use_case: Mapped[str] = mapped_column(String(64))
     solution: Mapped[str] = mapped_column(String(63))
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class Lease(Base):
+    """A named lease with an expiry: which process may run a job now (engine/jobs/leases.py).
+
+    Several servers on one database each run a retraining scheduler; the row lets exactly one of
+    them act, and a holder that dies loses the lease when it expires instead of holding it forever.
+    """
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[float] = mapped_column(Float)
+    acquired_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class HpoSearch(Base):
+    """One hyperparameter search (``shelfwise train --hpo``) and what it chose for its version.
+
+    Written before the first trial, so trials are kept even if training stops half-way; hence no
+    foreign key to the solution version, whose row is added only once the final training is saved.
+    """
+
+    __tablename__ = "hpo_searches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    solution_id: Mapped[int] = mapped_column(ForeignKey("solutions.id", ondelete="CASCADE"))
+    solution_version_id: Mapped[str] = mapped_column(String(64), unique=True)
+    metric: Mapped[str] = mapped_column(String(64))
+    #: Hyperparameter name → the range searched, as text ("16..256 (log)").
+    space: Mapped[dict] = mapped_column(JSON, default=dict)
+    trials_requested: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="IN_PROGRESS")  # → COMPLETED | FAILED
+    #: The validation split: how many users were held out and how many requests were scored.
+    validation: Mapped[dict] = mapped_column(JSON, default=dict)
+    best_trial: Mapped[int | None] = mapped_column(Integer)
+    best_value: Mapped[float | None] = mapped_column(Float)
+    #: Every hyperparameter the final FULL training used (the solution's, with the best trial's).
+    hyperparameters: Mapped[dict | None] = mapped_column(JSON)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class HpoTrial(Base):
+    """One trial of a search: the values it tried and every metric they scored on validation."""
+
+    __tablename__ = "hpo_trials"
+    __table_args__ = (UniqueConstraint("search_id", "number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("hpo_searches.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    value: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))  # COMPLETE | FAILED
+    error: Mapped[str | None] = mapped_column(Text)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
