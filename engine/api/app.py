@@ -40,7 +40,18 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
         exploration_refresh_seconds=settings.exploration_refresh_seconds,
     )
 
-    from engine.api import dashboard, demo, errors, events, metrics, recommendations, widget, widgets_html
+    from engine.api import (
+        clicks,
+        dashboard,
+        demo,
+        errors,
+        events,
+        metrics,
+        recommendations,
+        solutions,
+        widget,
+        widgets_html,
+    )
     from engine.api.personalize import events as personalize_events
     from engine.api.personalize import runtime as personalize_runtime
 
@@ -50,7 +61,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
     app.register_blueprint(widget.bp)
     app.register_blueprint(demo.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(solutions.bp)
     app.register_blueprint(widgets_html.bp)
+    app.register_blueprint(clicks.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(personalize_runtime.bp)
     app.register_blueprint(personalize_events.bp)

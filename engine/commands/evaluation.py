@@ -28,8 +28,7 @@ def evaluate_command(args: argparse.Namespace, settings: Settings) -> None:
             raise InvalidInput(f"solution version {version.id!r} is a {version.recipe!r} model, not {recipe!r}")
         group, recipe = version.dataset_group, version.recipe
         if hyperparameters is None:
-            solution = store.get_solution(group, version.solution)
-            hyperparameters = solution.config.get("hyperparameters", {})
+            hyperparameters = _version_hyperparameters(store, version)
     if not group or not recipe:
         raise InvalidInput("give --dataset-group and --recipe, or --solution-version")
     cls = recipe_class(recipe)
@@ -38,12 +37,27 @@ def evaluate_command(args: argparse.Namespace, settings: Settings) -> None:
     payload = {
         "datasetGroup": group,
         "recipe": cls.name,
-        **({"solutionVersionId": version.id, "storedMetrics": version.metrics} if version else {}),
+        **(
+            {"solutionVersionId": version.id, "storedMetrics": version.metrics, "hyperparameters": hyperparameters}
+            if version
+            else {}
+        ),
         **result.as_json(),
     }
     lines = [f"{cls.name} on {group}: {result.requests} requests over {result.folds} fold(s), {result.seconds:.1f}s"]
     lines += [f"  {name:<45} {value:.4f}" for name, value in result.metrics.items()]
     emit(args, payload, "\n".join(lines))
+
+
+def _version_hyperparameters(store, version) -> dict:
+    """What the version was really trained with (``--hpo`` may have chosen it): its artifact's
+    header; the solution's own settings when the artifact is not on this machine."""
+    from engine.recipes import Recipe
+
+    try:
+        return Recipe.saved_hyperparameters(version.artifact_path)
+    except (OSError, KeyError, TypeError, ValueError):
+        return store.get_solution(version.dataset_group, version.solution).config.get("hyperparameters", {})
 
 
 def register(cli: Cli) -> None:

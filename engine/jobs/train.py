@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InvalidInput, NotFound, ShelfwiseError
+from engine.jobs.hpo import HpoSettings, check_settings, search
 from engine.recipes import Recipe, TrainingData, recipe_class
+from engine.recipes.implicit_backend import progress_bars
 from engine.storage import SolutionVersionInfo, Store
 from engine.storage.contexts import contextual_fields, interaction_contexts
 
@@ -63,6 +65,8 @@ def train(
     mode: str = "full",
     hyperparameters: dict[str, Any] | None = None,
     metrics: bool | None = None,
+    hpo: HpoSettings | None = None,
+    progress: bool = False,
 ) -> SolutionVersionInfo:
     """Train one solution version and record it; returns the new version.
 
@@ -70,10 +74,17 @@ def train(
     once more on 90% of the users and scored on the rest (engine.evaluation). ``metrics=False``
     skips that (it costs about one more training); None reads ``SHELFWISE_TRAINING_METRICS``
     (on unless "0").
+
+    ``hpo`` searches the recipe's hyperparameters on validation users first (engine.jobs.hpo) and
+    trains with the best; ``progress`` draws progress bars on stderr (for a terminal).
     """
     mode = mode.lower()
     if mode not in TRAINING_MODES:
         raise InvalidInput(f"invalid training mode {mode!r}: use full or update")
+    if hpo is not None:
+        if mode != "full":
+            raise InvalidInput("--hpo runs with --mode full; an UPDATE keeps the settings of the version it updates")
+        check_settings(recipe_class(recipe), hpo)
     info = ensure_solution(store, dataset_group, solution, recipe, hyperparameters)
     cls = recipe_class(info.recipe)
     previous = None
@@ -87,8 +98,16 @@ def train(
     data = load_training_data(store, dataset_group)
     if len(data) == 0:
         raise InvalidInput(f"dataset group {dataset_group!r} has no interactions to train on")
-    model = cls(**info.config.get("hyperparameters", {})).fit(data, previous=previous)
+    # An UPDATE keeps the settings of the version it updates (a search may have chosen them).
+    settings = previous.hyperparameters if previous is not None else info.config.get("hyperparameters", {})
     version_id = f"sv-{uuid.uuid4().hex[:16]}"
+    if hpo is not None:
+        settings = search(store, info, cls, data, settings, version_id, hpo, progress=progress).hyperparameters
+        # The choice becomes the solution's own: later FULL trainings (by hand or on the retraining
+        # schedule) keep it rather than going back to the settings the search started from.
+        info = store.set_solution_hyperparameters(info, settings)
+    with progress_bars(progress):
+        model = cls(**settings).fit(data, previous=previous)
     path = Path(artifact_dir) / dataset_group / solution / f"{version_id}.npz"
     model.save(path)
     elapsed = time.perf_counter() - started
@@ -97,7 +116,7 @@ def train(
     )
     scores = {}
     if _wants_metrics(metrics, mode):
-        scores = _offline_metrics(data, cls, info.config.get("hyperparameters", {}))
+        scores = _offline_metrics(data, cls, settings)
     return store.add_solution_version(
         info,
         training_mode=mode,

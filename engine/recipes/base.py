@@ -18,6 +18,8 @@ import numpy as np
 from marshmallow import Schema, ValidationError
 
 from engine.errors import InvalidInput
+from engine.recipes.activity import ActivityRequest, RecentActivity
+from engine.recipes.search_space import SearchSpace
 from engine.records import Interaction, Item, User
 
 ARTIFACT_FORMAT = 1
@@ -111,6 +113,8 @@ class Query:
     #: For re-ranking: score only these items.
     candidates: tuple[str, ...] | None = None
     context: Mapping[str, str] = field(default_factory=dict)
+    #: Catalogue-wide recent counts, when the recipe asks for them (:meth:`Recipe.activity_request`).
+    activity: RecentActivity | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,9 @@ class Recipe(ABC):
     #: "RELATED_ITEMS", "POPULAR_ITEMS" or "USER_SEGMENTATION" (Personalize's recipe types).
     recipe_type: ClassVar[str]
     Hyperparameters: ClassVar[type[Schema]]
+    #: The ranges ``shelfwise train --hpo`` searches (engine.recipes.search_space); empty: the
+    #: recipe has nothing worth searching and refuses ``--hpo``.
+    hpo_space: ClassVar[SearchSpace] = {}
 
     def __init__(self, **hyperparameters: Any) -> None:
         self.hyperparameters = self.validate_hyperparameters(hyperparameters)
@@ -173,6 +180,11 @@ class Recipe(ABC):
         items, best first, as a :class:`Ranked` of user ids. Only ``USER_SEGMENTATION`` recipes
         answer it."""
         raise InvalidInput(f"recipe {self.name!r} does not produce user segments")
+
+    def activity_request(self) -> ActivityRequest | None:
+        """What catalogue-wide recent activity the serving layer should count and pass in
+        ``Query.activity`` (None: the recipe answers from its model alone)."""
+        return None
 
     def default_exclusions(self, history: Sequence[Interaction]) -> frozenset[str]:
         """Which of the shopper's past items a campaign leaves out unless configured otherwise.
@@ -240,6 +252,13 @@ class Recipe(ABC):
         with path.open("wb") as f:
             np.savez(f, __header__=np.array(json.dumps(header)), **arrays)
         return path
+
+    @staticmethod
+    def saved_hyperparameters(path: str | Path) -> dict[str, Any]:
+        """The hyperparameters a saved model was trained with (a search may have chosen them),
+        read from its header alone, without loading the arrays."""
+        with np.load(Path(path), allow_pickle=False) as npz:
+            return dict(json.loads(str(npz["__header__"]))["hyperparameters"])
 
     @classmethod
     def load(cls, path: str | Path) -> Self:

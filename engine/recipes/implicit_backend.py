@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 log = logging.getLogger(__name__)
+
+#: Whether ``implicit`` draws its own progress bars (on stderr): set by the training job for a
+#: person watching a terminal, so recipes need not pass it through every call.
+_SHOW_PROGRESS: ContextVar[bool] = ContextVar("shelfwise_show_progress", default=False)
+
+
+@contextmanager
+def progress_bars(show: bool) -> Iterator[None]:
+    """Within this block, ALS and nearest-neighbour fits show ``implicit``'s progress bars."""
+    token = _SHOW_PROGRESS.set(show)
+    try:
+        yield
+    finally:
+        _SHOW_PROGRESS.reset(token)
 
 
 def has_cuda() -> bool:
@@ -30,7 +47,7 @@ def fit_als(
     iterations: int,
     random_state: int,
     initial_item_factors: np.ndarray | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
 ) -> np.ndarray:
     """Fit ALS and return the item factors (float32, items × factors).
 
@@ -53,7 +70,8 @@ def fit_als(
         if initial_item_factors is not None and not use_gpu:
             # UPDATE mode: start from the previous model's item factors so a few sweeps suffice.
             model.item_factors = np.ascontiguousarray(initial_item_factors, dtype=np.float32)
-        model.fit(user_items.astype(np.float32), show_progress=show_progress)
+        show = _SHOW_PROGRESS.get() if show_progress is None else show_progress
+        model.fit(user_items.astype(np.float32), show_progress=show)
     if use_gpu:
         model = model.to_cpu()
     return np.ascontiguousarray(model.item_factors, dtype=np.float32)
@@ -67,7 +85,7 @@ def fit_cosine(user_items: sp.csr_matrix, *, neighbours: int) -> sp.csr_matrix:
     with threadpool_limits(1, "blas"), warnings.catch_warnings():
         # implicit normalises into a COO matrix internally and then warns about its own input.
         warnings.filterwarnings("ignore", message="Method expects CSR input")
-        model.fit(user_items.astype(np.float32), show_progress=False)
+        model.fit(user_items.astype(np.float32), show_progress=_SHOW_PROGRESS.get())
     similarity = model.similarity.tocsr()
     similarity.setdiag(0)
     similarity.eliminate_zeros()

@@ -28,6 +28,7 @@ from engine.recipes.als_batch import solve_users, top_n
 from engine.recipes.base import Query, Ranked, Recipe, TrainingData
 from engine.recipes.batching import BatchQuery, UserEvents, event_item_index, full_query
 from engine.recipes.implicit_backend import fit_als
+from engine.recipes.search_space import FloatRange, IntRange, OneOf
 from engine.recipes.weighting import DEFAULT_EVENT_WEIGHTS, event_weights, user_item_matrix
 
 
@@ -54,6 +55,14 @@ class ItemAffinity(Recipe):
     name = "item-affinity"
     recipe_type = "USER_SEGMENTATION"
     Hyperparameters = ItemAffinityHyperparameters
+    #: What ``--hpo`` searches (scored by segment recall, Personalize's segment metrics).
+    hpo_space = {
+        "factors": IntRange(16, 256, log=True),
+        "regularization": FloatRange(0.01, 100.0, log=True),
+        "alpha": FloatRange(0.5, 50.0, log=True),
+        "iterations": IntRange(5, 30),
+        "recency_half_life_days": OneOf((None, 7.0, 30.0, 90.0, 365.0)),
+    }
 
     def __init__(self, **hyperparameters) -> None:
         super().__init__(**hyperparameters)
@@ -77,14 +86,20 @@ class ItemAffinity(Recipe):
             half_life_days=hp["recency_half_life_days"],
         )
         matrix = user_item_matrix(data.user_index, data.item_index, weights, data.n_users, data.n_items)
+        initial = None
+        if previous is not None and len(previous.item_factors) and previous.item_factors.shape[1] == hp["factors"]:
+            # UPDATE: start from the last model's item factors (new items small and random), so a
+            # third of the sweeps suffice.
+            initial = previous._aligned_item_factors(data.item_ids)
         self._set_items(data.item_ids)
         self.item_factors = fit_als(
             matrix,
             factors=hp["factors"],
             regularization=hp["regularization"],
             alpha=hp["alpha"],
-            iterations=hp["iterations"],
+            iterations=hp["iterations"] if initial is None else max(2, hp["iterations"] // 3),
             random_state=hp["random_state"],
+            initial_item_factors=initial,
         )
         self.gram = self.item_factors.T.astype(np.float64) @ self.item_factors
         self.popularity = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
@@ -92,6 +107,14 @@ class ItemAffinity(Recipe):
         self.user_factors = self._solve(hp["alpha"] * matrix).astype(np.float32)
         self.user_activity = np.asarray(matrix.sum(axis=1)).ravel().astype(np.float64)
         return self
+
+    def _aligned_item_factors(self, item_ids: np.ndarray) -> np.ndarray:
+        """This model's factors laid out for a new vocabulary; new items start small and random."""
+        rng = np.random.default_rng(self.hyperparameters["random_state"])
+        out = (rng.random((len(item_ids), self.item_factors.shape[1])) * 0.01).astype(np.float32)
+        old = np.array([self._item_lookup.get(i, -1) for i in np.asarray(item_ids).tolist()], dtype=np.int64)
+        out[old >= 0] = self.item_factors[old[old >= 0]]
+        return out
 
     def _solve(self, confidence: sp.csr_matrix) -> np.ndarray:
         return solve_users(self.item_factors, self.gram, self.hyperparameters["regularization"], confidence)

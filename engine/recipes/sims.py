@@ -19,6 +19,7 @@ from marshmallow import Schema, fields, validate
 
 from engine.recipes.base import Query, Ranked, Recipe, TrainingData
 from engine.recipes.implicit_backend import fit_cosine
+from engine.recipes.search_space import FloatRange, IntRange
 from engine.recipes.sequences import transition_matrix
 from engine.recipes.sparse_io import sparse_arrays, sparse_from
 from engine.recipes.validation import holdout, ndcg_at_10, validation_users
@@ -54,6 +55,12 @@ class Sims(Recipe):
     name = "sims"
     recipe_type = "RELATED_ITEMS"
     Hyperparameters = SimsHyperparameters
+    #: What ``--hpo`` searches (the cosine/order blend is chosen on held-out users at every fit).
+    hpo_space = {
+        "neighbours": IntRange(10, 500, log=True),
+        "history_decay": FloatRange(0.3, 1.0),
+        "sequence_window": IntRange(1, 20),
+    }
 
     def __init__(self, **hyperparameters) -> None:
         super().__init__(**hyperparameters)
@@ -66,6 +73,9 @@ class Sims(Recipe):
         hp = self.hyperparameters
         if hp["sequence_weight"] is not None:
             self.sequence_weight = hp["sequence_weight"]
+        elif previous is not None:
+            # UPDATE: keep the blend the last FULL training chose (choosing it costs a second fit).
+            self.sequence_weight = previous.sequence_weight
         else:
             self.sequence_weight = self._choose_sequence_weight(data)
         self._fit_core(data)
@@ -157,22 +167,14 @@ def _unit(scores: np.ndarray | float) -> np.ndarray | float:
 
 
 def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Each row's ``k`` largest entries (memory stays bounded on long tails)."""
+    """Each row's ``k`` largest entries (memory stays bounded on long tails), all rows at once."""
     matrix = matrix.tocsr()
     matrix.sum_duplicates()
-    rows, cols, vals = [], [], []
-    for r in range(matrix.shape[0]):
-        lo, hi = matrix.indptr[r], matrix.indptr[r + 1]
-        data, idx = matrix.data[lo:hi], matrix.indices[lo:hi]
-        if hi - lo > k:
-            top = np.argpartition(-data, k - 1)[:k]
-            data, idx = data[top], idx[top]
-        rows.append(np.full(len(idx), r))
-        cols.append(idx)
-        vals.append(data)
     n = matrix.shape[0]
-    if not rows:
-        return sp.csr_matrix(matrix.shape, dtype=np.float32)
+    rows = np.repeat(np.arange(n), np.diff(matrix.indptr))
+    order = np.lexsort((-matrix.data, rows))
+    starts = matrix.indptr[:-1][rows[order]]
+    keep = order[np.arange(len(order)) - starts < k]
     return sp.csr_matrix(
-        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+        (matrix.data[keep].astype(np.float32), (rows[keep], matrix.indices[keep])), shape=matrix.shape
     )
