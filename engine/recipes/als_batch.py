@@ -49,7 +49,7 @@ def solve_users(
         # both the padding wasted and the memory the estimate above allowed for.
         block = block[lengths[block] <= 2 * width]
         start += len(block)
-        index, conf, valid = _padded(confidence, block)
+        index, conf, valid = padded_rows(confidence, block)
         if small:
             out[block] = _woodbury_block(y, projected, index, conf, valid)
         else:
@@ -64,7 +64,7 @@ def _stable_inverse(matrix: np.ndarray) -> np.ndarray | None:
     return np.linalg.inv(matrix)
 
 
-def _padded(confidence: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def padded_rows(confidence: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The users' item indices and confidences as (users × longest) arrays, padded with zeros."""
     starts = confidence.indptr[users]
     lengths = confidence.indptr[users + 1] - starts
@@ -151,20 +151,20 @@ def top_n(
             part = exclude[start:stop]
             rows[np.repeat(np.arange(stop - start), np.diff(part.indptr)), part.indices] = -np.inf
         if n >= groups:
-            ids[start:stop], scores[start:stop] = _sorted_top(rows[:, :n_items], n)
+            ids[start:stop], scores[start:stop] = sorted_top(rows[:, :n_items], n)
         else:
-            ids[start:stop], scores[start:stop] = _grouped_top(rows, n, group, groups)
+            ids[start:stop], scores[start:stop] = grouped_top(rows, n, group, groups)
     return ids, scores
 
 
-def _sorted_top(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def sorted_top(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     top = np.argpartition(-rows, n - 1, axis=1)[:, :n]
     values = np.take_along_axis(rows, top, axis=1)
     order = np.argsort(-values, axis=1, kind="stable")
     return np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
-def _grouped_top(rows: np.ndarray, n: int, group: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
+def grouped_top(rows: np.ndarray, n: int, group: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
     """Top ``n`` of each row of ``rows`` (R × group·groups; item j is in group j mod groups)."""
     count, width = rows.shape
     best = rows.reshape(count, group, groups).max(axis=1)

@@ -15,7 +15,11 @@ from engine.recipes.base import TrainingData
 def events_by_user(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
     """Event indices grouped by user and, within a user, oldest first (ties keep input order);
     with each user's offsets (``order[offsets[u]:offsets[u + 1]]``)."""
-    order = np.lexsort((np.arange(len(data)), data.timestamps, data.user_index))
+    if len(data) and np.all(data.timestamps[1:] >= data.timestamps[:-1]):
+        # Already in time order (as the store hands them over): a stable sort by user suffices.
+        order = np.argsort(data.user_index, kind="stable")
+    else:
+        order = np.lexsort((np.arange(len(data)), data.timestamps, data.user_index))
     counts = np.bincount(data.user_index, minlength=data.n_users)
     offsets = np.concatenate([[0], np.cumsum(counts)])
     return order, offsets

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Self
 
 import numpy as np
 import scipy.sparse as sp
 from marshmallow import Schema, fields, validate
 
+from engine.recipes import up_request
 from engine.recipes.attribute_popularity import AttributePopularity
 from engine.recipes.base import Query, Ranked, Recipe, TrainingData
 from engine.recipes.batching import BatchQuery, UserEvents, full_query
@@ -37,26 +38,16 @@ from engine.recipes.ease import active_items, ease_weights
 from engine.recipes.implicit_backend import fit_als
 from engine.recipes.item_metadata import feature_matrix, neighbour_matrix
 from engine.recipes.repeats import RankCalibration, RepeatModel, merge, seen_items
+from engine.recipes.search_space import FloatRange, IntRange, OneOf
 from engine.recipes.sequences import recency_ranked, transition_matrix
 from engine.recipes.sparse_io import sparse_arrays, sparse_from
-from engine.recipes.validation import Case, holdout, ndcg_at_10, validation_users
+from engine.recipes.up_selection import FAMILIES, Choice, select
 from engine.recipes.weighting import DEFAULT_EVENT_WEIGHTS, event_weights, user_item_matrix
 from engine.records import Interaction
 
-FAMILIES = ("als", "ease")
-#: Settings tried on the held-out users when not fixed by hyperparameters.
-HALF_LIVES: tuple[float | None, ...] = (3.0, 10.0, 30.0, None)
-SEQUENCE_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
-CONTEXT_WEIGHTS = (0.0, 0.1, 0.3, 1.0)
 #: How much each older seed item counts when following transitions.
 SEED_DECAY = 0.7
 TRANSITION_DECAY = 0.7
-#: Ranks of new suggestions whose hit rate is measured at fit time.
-CALIBRATED_RANKS = 50
-MIN_VALIDATION_USERS = 10
-#: Score-matrix elements per block of held-out users at fit time (float64: about 64 MB).
-_BLOCK_ELEMENTS = 8_000_000
-MAX_VALIDATION_USERS = 500
 
 
 class UserPersonalizationHyperparameters(Schema):
@@ -98,22 +89,20 @@ class UserPersonalizationHyperparameters(Schema):
     random_state = fields.Integer(load_default=42)
 
 
-@dataclass(frozen=True)
-class Choice:
-    """What the held-out users chose (or the hyperparameters fixed)."""
-
-    family: str
-    half_life: float | None
-    sequence_weight: float
-    validation_ndcg: float | None = None
-    #: How much the request's context (device, location...) shifts the scores.
-    context_weight: float = 0.0
-
-
 class UserPersonalization(Recipe):
     name = "user-personalization"
     recipe_type = "USER_PERSONALIZATION"
     Hyperparameters = UserPersonalizationHyperparameters
+    #: What ``--hpo`` searches. The family, how fast a shopper's older items fade and how much
+    #: "what comes next" counts are already chosen on held-out users at every fit.
+    hpo_space = {
+        "factors": IntRange(16, 256, log=True),
+        "regularization": FloatRange(0.01, 100.0, log=True),
+        "alpha": FloatRange(0.5, 50.0, log=True),
+        "iterations": IntRange(5, 30),
+        "ease_regularization": FloatRange(10.0, 2000.0, log=True),
+        "recency_half_life_days": OneOf((None, 7.0, 30.0, 90.0, 365.0)),
+    }
 
     def __init__(self, **hyperparameters) -> None:
         super().__init__(**hyperparameters)
@@ -137,9 +126,17 @@ class UserPersonalization(Recipe):
             # UPDATE: keep the settings and calibration the last FULL training chose.
             self.choice, self.calibration = previous.choice, previous.calibration
         else:
-            self.choice, self.calibration = self._validate(data, features)
+            # Fit-time selection on held-out users (engine.recipes.up_selection); on large data
+            # its one fit is also the final model.
+            selection = select(self, data, features)
+            self.choice, self.calibration = selection.choice, selection.calibration
+            if selection.fitted:
+                return self
         self._fit_core(data, self.choice.family, previous=previous, features=features)
-        self.repeats = RepeatModel.fit(data, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
+        if previous is not None:
+            self.repeats = previous.repeats  # it looks at recency and counts, not at item ids
+        else:
+            self.repeats = RepeatModel.fit(data, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
         self.attributes = AttributePopularity().fit(data, self._weights(data))
         return self
 
@@ -213,98 +210,6 @@ class UserPersonalization(Recipe):
                 out[row] = self.item_factors[old]
         return out
 
-    # ----------------------------------------------------------------- choosing on held-out users
-    def _validate(self, data: TrainingData, features: sp.csr_matrix) -> tuple[Choice, RankCalibration]:
-        """Choose family and settings by NDCG@10 of the list a campaign would return, on users
-        the candidate models never saw; and measure how often each rank's suggestion is taken."""
-        hp = self.hyperparameters
-        families = FAMILIES if hp["model"] == "auto" else (hp["model"],)
-        if hp["model"] == "auto" and np.unique(data.item_index).size > hp["ease_max_items"] * 4:
-            families = ("als",)  # EASE would model too small a share of this catalog
-        half_lives = (hp["history_half_life"],) if hp["history_half_life"] is not None else HALF_LIVES
-        mixes = (hp["sequence_weight"],) if hp["sequence_weight"] is not None else SEQUENCE_WEIGHTS
-        held_out = validation_users(
-            data, share=hp["validation_share"], max_users=MAX_VALIDATION_USERS, seed=hp["random_state"]
-        )
-        if len(held_out) < MIN_VALIDATION_USERS:
-            # Too few users to learn from: the settings that did best in the benchmarks.
-            h = hp["history_half_life"] if hp["history_half_life"] is not None else 10.0
-            m = hp["sequence_weight"] if hp["sequence_weight"] is not None else 0.5
-            return Choice(families[0], h, m), RankCalibration()
-        train, cases = holdout(data, held_out)
-        repeats = RepeatModel.fit(train, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
-        attributes = AttributePopularity().fit(train, self._weights(train))
-        # The held-out users' own items may drop out of the vocabulary; the catalog's do not.
-        train_features = features[np.searchsorted(data.item_ids, train.item_ids)]
-        best: tuple[float, Choice, RankCalibration] | None = None
-        for family in families:
-            probe = type(self)(**hp)
-            probe._fit_core(train, family, features=train_features, need_als=family == "als")
-            probe.repeats, probe.attributes = repeats, attributes
-            for choice, calibration, ndcg in probe._score_settings(cases, family, half_lives, mixes):
-                if best is None or ndcg > best[0] + 1e-12:
-                    best = (ndcg, choice, calibration)
-        assert best is not None
-        return best[1], best[2]
-
-    def _score_settings(self, cases: Sequence[Case], family: str, half_lives, mixes):
-        """Yield (choice, calibration, NDCG@10 of the merged list) for every setting.
-
-        Held-out users are scored a block at a time as one matrix (blocks sized so a block's
-        score matrices stay around a hundred megabytes whatever the catalog size); only each
-        user's top new suggestions are kept per setting.
-        """
-        usable = [c for c in cases if self._known(c.history)]
-        has_context = self.attributes.has_context and any(c.context for c in usable)
-        settings = [(h, m, g) for h in half_lives for m in mixes for g in (CONTEXT_WEIGHTS if has_context else (0.0,))]
-        if not usable:
-            for h, m, g in settings:
-                yield Choice(family, h, m, 0.0, g), RankCalibration(), 0.0
-            return
-        seen = [self._seen(c.history) for c in usable]
-        truth = [self.indices(c.truth) for c in usable]
-        n_items = len(self.item_ids)
-        tops = {k: np.zeros((len(usable), CALIBRATED_RANKS), dtype=np.int64) for k in settings}
-        hits = {k: np.zeros((len(usable), CALIBRATED_RANKS)) for k in settings}
-        valid = {k: np.zeros((len(usable), CALIBRATED_RANKS), dtype=bool) for k in settings}
-        block = max(1, _BLOCK_ELEMENTS // max(n_items, 1))
-        for lo in range(0, len(usable), block):
-            part = range(lo, min(lo + block, len(usable)))
-            rows = np.concatenate([np.full(len(seen[r][0]), r - lo) for r in part]).astype(np.int64)
-            cols = np.concatenate([seen[r][0] for r in part]).astype(np.int64)
-            sequence = np.vstack([self._sequence_scores(usable[r].history) for r in part])
-            lift = np.zeros((len(part), n_items))
-            for k, r in enumerate(part):
-                if (row := self.attributes.context_lift(usable[r].context)) is not None:
-                    lift[k, self.attributes.items] = row
-            for h in half_lives:
-                taste = np.vstack([self._taste_scores(usable[r].history, h, family) for r in part])
-                for key in (k for k in settings if k[0] == h):
-                    scores = self._blend(taste, sequence, key[1]) + key[2] * lift
-                    scores[rows, cols] = -np.inf
-                    scores[(self.popularity <= 0) & (scores <= 0)] = -np.inf
-                    top = _top_rows(scores, CALIBRATED_RANKS)
-                    width = top.shape[1]
-                    tops[key][part.start : part.stop, :width] = top
-                    valid[key][part.start : part.stop, :width] = np.isfinite(np.take_along_axis(scores, top, axis=1))
-                    for k, r in enumerate(part):
-                        hits[key][r, :width] = np.isin(top[k], truth[r]) & valid[key][r, :width]
-        for h, m, g in settings:
-            key = (h, m, g)
-            calibration = RankCalibration.from_hits(hits[key])
-            ndcg = float(
-                np.mean(
-                    [
-                        ndcg_at_10(
-                            self.item_ids[self._merged(tops[key][r][valid[key][r]], calibration, *seen[r], n=10)[0]],
-                            usable[r].truth,
-                        )
-                        for r in range(len(usable))
-                    ]
-                )
-            )
-            yield Choice(family, h, m, ndcg, g), calibration, ndcg
-
     # ----------------------------------------------------------------- ALS user step
     def user_vector(self, history: tuple) -> np.ndarray | None:
         """The ALS user step for these events (None when none is a known item): the user factors
@@ -335,8 +240,16 @@ class UserPersonalization(Recipe):
         return np.linalg.solve(a, b)
 
     def recommend_batch(self, events: UserEvents, queries: Sequence[BatchQuery]) -> list[Ranked]:
-        """Batch inference: each query answered exactly as :meth:`recommend` answers it."""
-        return [self.recommend(full_query(self, events, q)) for q in queries]
+        """Batch inference: each query answered exactly as :meth:`recommend` answers it, blocks of
+        shoppers as matrices (:mod:`engine.recipes.up_batch`) unless a subclass answers differently."""
+        cls = type(self)
+        if cls.recommend is not UserPersonalization.recommend or (
+            cls.default_exclusions is not UserPersonalization.default_exclusions
+        ):
+            return [self.recommend(full_query(self, events, q)) for q in queries]
+        from engine.recipes import up_batch  # imports this module
+
+        return up_batch.recommend_batch(self, events, queries)
 
     # ----------------------------------------------------------------- scoring
     def _known(self, history: Sequence[Interaction]) -> bool:
@@ -458,6 +371,31 @@ class UserPersonalization(Recipe):
         return super().default_exclusions(history)
 
     def recommend(self, query: Query) -> Ranked:
+        """One request, computed sparsely where the dense definition (:meth:`recommend_dense`)
+        would pass over the whole catalog (engine/recipes/up_request.py); same answers."""
+        exclude = self.indices(query.exclude)
+        if not self._known(query.history):
+            return self._cold_start(query, exclude)
+        scores, seen, seen_p = up_request.scored(self, query.history, query.context)
+        if query.candidates is not None:
+            index = self.indices(query.candidates)
+            return self.rank_candidates(query.candidates, up_request.calibrated_at(self, scores, seen, seen_p, index))
+        n = query.num_results
+        if n == 0:
+            return Ranked((), ())
+        if len(self.calibration.hit_rates) == 0:
+            # Nothing calibrated (too few users to hold any out): everything allowed, by raw score;
+            # seen items are left out by default_exclusions unless the campaign keeps them.
+            top = up_request.top_new(self, scores, exclude, n)
+            return Ranked(tuple(self.item_ids[top].tolist()), tuple(scores[top].tolist()))
+        new = up_request.top_new(self, scores, np.concatenate([seen, exclude]), n)
+        allowed = ~np.isin(seen, exclude)
+        items, probabilities = self._merged(new, self.calibration, seen[allowed], seen_p[allowed], n=n)
+        return Ranked(tuple(self.item_ids[items].tolist()), tuple(probabilities.tolist()))
+
+    def recommend_dense(self, query: Query) -> Ranked:
+        """The reference definition of :meth:`recommend`, over dense catalog-sized vectors (as
+        fit-time validation scores held-out users); the tests hold the two to the same answers."""
         exclude = self.indices(query.exclude)
         if not self._known(query.history):
             return self._cold_start(query, exclude)

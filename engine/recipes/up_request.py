@@ -1,0 +1,291 @@
+"""user-personalization at request time, without a pass over the catalog that is not needed.
+
+:class:`~engine.recipes.user_personalization.UserPersonalization` defines its scores over dense
+catalog-sized vectors (clear, and what fit-time validation scores in blocks). Answering one
+request that way costs about ten full passes over the catalog; at 100,000 items that is most of
+a request's time. This module computes the same scores with one unavoidable pass (the ALS
+matrix-vector product) and sparse vectors elsewhere:
+
+* the shopper's events stay sparse; events on cold items are mapped to their metadata neighbours
+  through those items' rows only;
+* "what comes next" is a sparse row (transitions of a handful of seed items);
+* the list is taken from a top-k partition, and only when exclusions would empty it does the
+  dense mask run;
+* a given list is re-ranked with each candidate's rank counted, not the catalog sorted.
+
+The results are the dense definitions' results (the tests compare them item for item).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from engine.recipes.user_personalization import UserPersonalization
+
+
+@dataclass(frozen=True)
+class SparseScores:
+    """A score vector that is zero outside ``index`` (sorted, unique)."""
+
+    index: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def empty(cls) -> SparseScores:
+        return cls(np.empty(0, dtype=np.int64), np.empty(0))
+
+
+class RequestIndex:
+    """What one loaded model keeps to answer requests sparsely; built once per model."""
+
+    def __init__(self, model: UserPersonalization) -> None:
+        n = len(model.item_ids)
+        self.cold = model.popularity <= 0
+        self.cold_rows = np.flatnonzero(self.cold)
+        neighbours = model.cold_neighbours.tocsr() if model.cold_neighbours.nnz else None
+        self.neighbours = neighbours
+        #: Only the cold rows (every other row is empty), to borrow their scores in one product.
+        self.cold_matrix = neighbours[self.cold_rows] if neighbours is not None else None
+        self.transitions = model.transitions.tocsr()
+        self.ease_position = np.full(n, -1, dtype=np.int64)
+        if len(model.ease_items):
+            self.ease_position[model.ease_items] = np.arange(len(model.ease_items))
+        self.eye = np.eye(model.item_factors.shape[1]) if model.item_factors.ndim == 2 else np.eye(0)
+
+
+def request_index(model: UserPersonalization) -> RequestIndex:
+    """The model's index, rebuilt if the model was trained or loaded again since."""
+    key = tuple(
+        id(a)
+        for a in (
+            model.item_ids,
+            model.item_factors,
+            model.popularity,
+            model.transitions,
+            model.cold_neighbours,
+            model.ease_items,
+        )
+    )
+    cached = getattr(model, "_request_index", None)
+    if cached is None or cached[0] != key:
+        cached = (key, RequestIndex(model))
+        model._request_index = cached
+    return cached[1]
+
+
+def weighted_rows(matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> SparseScores:
+    """``weightsᵀ · matrix[rows]`` as a sparse vector, gathered straight from the CSR arrays
+    (scipy's own slicing and products cost more in set-up than in arithmetic at this size)."""
+    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return SparseScores.empty()
+    positions = np.repeat(ends - np.cumsum(lengths), lengths) + np.arange(total)
+    columns = matrix.indices[positions]
+    values = matrix.data[positions].astype(np.float64) * np.repeat(np.asarray(weights, dtype=np.float64), lengths)
+    uniq, inverse = np.unique(columns, return_inverse=True)
+    return SparseScores(uniq.astype(np.int64), np.bincount(inverse, weights=values))
+
+
+def sparse_input(model: UserPersonalization, items: np.ndarray, weights: np.ndarray) -> SparseScores:
+    """:meth:`UserPersonalization._input_vector`, kept sparse: events on items with no
+    interactions in training count for their metadata neighbours instead."""
+    if len(items) == 0:
+        return SparseScores.empty()
+    weights = np.asarray(weights, dtype=np.float64)
+    ix = request_index(model)
+    if ix.neighbours is not None:
+        cold = ix.cold[items]
+        if cold.any():
+            borrowed = weighted_rows(ix.neighbours, items[cold], weights[cold])
+            index = np.concatenate([items[~cold], borrowed.index])
+            values = np.concatenate([weights[~cold], borrowed.values])
+            uniq, inverse = np.unique(index, return_inverse=True)
+            return SparseScores(uniq.astype(np.int64), np.bincount(inverse, weights=values))
+    order = np.argsort(items, kind="stable")
+    return SparseScores(items[order].astype(np.int64), weights[order])
+
+
+def taste_scores(model: UserPersonalization, x: SparseScores, family: str) -> np.ndarray:
+    """Long-term taste over the whole catalog (dense: every item can be recommended)."""
+    n = len(model.item_ids)
+    if family == "als":
+        return als_scores(model, x)
+    scores = np.zeros(n)
+    ix = request_index(model)
+    positions = ix.ease_position[x.index]
+    keep = (positions >= 0) & (x.values != 0)
+    if keep.any():
+        order = np.argsort(positions[keep], kind="stable")
+        rows = positions[keep][order]
+        scores[model.ease_items] = np.log1p(x.values[keep][order]).astype(np.float32) @ model.ease_weights[rows]
+    return scores
+
+
+def als_scores(model: UserPersonalization, x: SparseScores) -> np.ndarray:
+    """The ALS user step for these weights and every item's score (see ``_als_scores``)."""
+    hp = model.hyperparameters
+    positive = x.values > 0
+    if not positive.any():
+        return np.zeros(len(model.item_ids))
+    nz = x.index[positive]
+    confidence = hp["alpha"] * x.values[positive]
+    y = model.item_factors[nz].astype(np.float64)
+    a = model.yty + hp["regularization"] * request_index(model).eye + (y.T * confidence) @ y
+    b = y.T @ (1.0 + confidence)
+    vector = np.linalg.solve(a, b)
+    return (model.item_factors @ vector.astype(np.float32)).astype(np.float64)
+
+
+def sequence_scores(model: UserPersonalization, items: np.ndarray) -> SparseScores:
+    """What people went on to interact with after the shopper's latest items, as a sparse row."""
+    ix = request_index(model)
+    if len(items) == 0 or ix.transitions.nnz == 0:
+        return SparseScores.empty()
+    window = model.hyperparameters["sequence_window"]
+    from engine.recipes.user_personalization import SEED_DECAY
+
+    seeds = sparse_input(model, items[:window], np.power(SEED_DECAY, np.arange(min(len(items), window))))
+    nonzero = seeds.values != 0
+    rows, weights = seeds.index[nonzero], seeds.values[nonzero]
+    if len(rows) == 0:
+        return SparseScores.empty()
+    return weighted_rows(ix.transitions, rows, weights)
+
+
+def blend(model: UserPersonalization, taste: np.ndarray, sequence: SparseScores, mix: float) -> np.ndarray:
+    """:meth:`UserPersonalization._blend` for one request, with "what comes next" sparse; ``taste``
+    is consumed (scaled in place into the result)."""
+    # In place: ``taste`` is this request's own array, and each catalog-sized temporary costs
+    # about as much as the arithmetic.
+    top = max(taste.max(), -taste.min()) if taste.size else 0.0
+    scores = taste
+    if top > 0:
+        scores /= top
+    scores *= 1.0 - mix
+    if len(sequence.index):
+        seq_top = np.abs(sequence.values).max()
+        if seq_top > 0:
+            scores[sequence.index] += mix * (sequence.values / seq_top)
+    ix = request_index(model)
+    weight = model.hyperparameters["cold_item_weight"]
+    if ix.cold_matrix is not None and weight > 0 and len(ix.cold_rows):
+        scores[ix.cold_rows] = weight * (ix.cold_matrix @ scores)
+    return scores
+
+
+def top_new(model: UserPersonalization, scores: np.ndarray, blocked: np.ndarray, n: int) -> np.ndarray:
+    """:meth:`UserPersonalization._top_new`: the ``n`` best items not ``blocked`` (seen or
+    excluded), leaving out items nothing recommends (cold, with no positive borrowed score).
+
+    The best ``n + len(blocked)`` by score are taken first; only if too few of them are allowed
+    (cold items at zero crowding the top) is the whole catalog masked.
+    """
+    total = len(scores)
+    k = n + len(blocked)
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    ix = request_index(model)
+    if k * 4 < total:
+        part = np.argpartition(scores, total - k)[total - k :]
+        keep = ~np.isin(part, blocked) & ~(ix.cold[part] & (scores[part] <= 0)) & np.isfinite(scores[part])
+        allowed = part[keep]
+        if len(allowed) >= n:
+            allowed = allowed[np.argsort(-scores[allowed], kind="stable")]
+            return allowed[:n]
+    masked = scores.copy()
+    masked[blocked] = -np.inf
+    masked[ix.cold & (masked <= 0)] = -np.inf
+    finite = min(n, int(np.isfinite(masked).sum()))
+    if finite <= 0:
+        return np.empty(0, dtype=np.int64)
+    top = np.argpartition(-masked, finite - 1)[:finite]
+    return top[np.argsort(-masked[top], kind="stable")]
+
+
+def ranks_of(scores: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Each ``index`` item's position in ``argsort(-scores, kind="stable")``, without sorting the
+    catalog: items scoring higher, plus items scoring the same with a lower index."""
+    if len(index) == 0:
+        return np.empty(0, dtype=np.int64)
+    values = scores[index]
+    levels = np.unique(values)  # ascending
+    below = np.searchsorted(levels, scores, side="left")  # per item: levels strictly below it
+    equal = below < len(levels)
+    equal[equal] = levels[below[equal]] == scores[equal]
+    # An item scores above level k exactly when more than k levels lie below it.
+    counts = np.bincount(below, minlength=len(levels) + 1)
+    higher = counts[::-1].cumsum()[::-1]  # higher[m]: items with at least m levels below them
+    level = np.searchsorted(levels, values)
+    greater = higher[level + 1]
+    ties = np.flatnonzero(equal)
+    keys = np.sort(below[ties].astype(np.int64) * len(scores) + ties)
+    before = np.searchsorted(keys, level.astype(np.int64) * len(scores) + index) - np.searchsorted(
+        keys, level.astype(np.int64) * len(scores)
+    )
+    return (greater + before).astype(np.int64)
+
+
+def request_scores(model: UserPersonalization, history) -> np.ndarray:
+    """Every item's blended score for a shopper with these events (the dense definition:
+    ``_blend(_taste_scores(...), _sequence_scores(...), mix)``)."""
+    items, weights = model._history_weights(history)
+    half_life, mix = model.choice.half_life, model.choice.sequence_weight
+    if len(items) == 0:
+        taste = np.zeros(len(model.item_ids))
+    else:
+        if half_life is not None:
+            weights = weights * np.power(0.5, np.arange(len(items)) / half_life)
+        taste = taste_scores(model, sparse_input(model, items, weights), model.choice.family)
+    return blend(model, taste, sequence_scores(model, items), mix)
+
+
+def calibrated_at(
+    model: UserPersonalization, scores: np.ndarray, seen: np.ndarray, seen_p: np.ndarray, index: np.ndarray
+) -> np.ndarray:
+    """``_calibrated`` where only ``index`` is read: a catalog-sized array, right at ``index``."""
+    if len(model.calibration.hit_rates) == 0:
+        return scores
+    out = np.zeros(len(scores))
+    top = np.abs(scores).max() if scores.size else 0.0
+    unit = scores[index] / top if top > 0 else scores[index]
+    out[index] = model.calibration(ranks_of(scores, index)) + 1e-9 * unit
+    out[seen] = seen_p
+    return out
+
+
+#: Recent requests' scores per model, so one request that asks several times (its list, each
+#: promotion's share, exploration's picks) scores the shopper once.
+_MEMO_SIZE = 8
+
+
+def scored(model: UserPersonalization, history, context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scores with the context's lift, seen items, their repeat chances) for these events.
+
+    Memoised on the identity of the ``history`` tuple a request passes to every call (an id alone
+    could be reused once a request is gone, so the tuple itself is kept and compared).
+    """
+    memo = model.__dict__.setdefault("_request_memo", {})
+    key = (id(history), id(model.item_factors), tuple(sorted((context or {}).items())))
+    hit = memo.get(key)
+    if hit is not None and hit[0] is history:
+        return hit[1]
+    scores = request_scores(model, history)
+    choice = model.choice
+    if choice.context_weight and (lift := model.attributes.context_lift(context)) is not None:
+        scores[model.attributes.items] += choice.context_weight * lift
+    seen, seen_p = model._seen(history)
+    result = (scores, seen, seen_p)
+    scores.setflags(write=False)
+    if len(memo) >= _MEMO_SIZE:
+        with contextlib.suppress(StopIteration, RuntimeError):  # another thread may be trimming too
+            memo.pop(next(iter(memo)), None)
+    memo[key] = (history, result)
+    return result
