@@ -16,6 +16,22 @@ NAME = validate.Regexp(
 )
 
 
+def context_field() -> fields.Dict:
+    """GetRecommendations' context map, with botocore's limits: at most 150 entries, keys of 1-150
+    letters, digits or _ (the interactions schema's contextual fields), values up to 1000 characters."""
+    return fields.Dict(
+        keys=fields.String(
+            validate=[
+                validate.Length(1, 150),
+                validate.Regexp(r"^[A-Za-z\d_]+$", error="context keys are field names: letters, digits or _"),
+            ]
+        ),
+        values=fields.String(validate=validate.Length(max=1000)),
+        validate=validate.Length(max=150, error="at most 150 entries"),
+        load_default=dict,
+    )
+
+
 def filter_values_field() -> fields.Dict:
     """Personalize's FilterValues map: each value is written as in the expression ("\\"a\\",\\"b\\"")."""
     return fields.Dict(
@@ -65,11 +81,7 @@ class RecommendationsRequest(FilterReference):
     userId = fields.String(validate=validate.Length(1, 256))
     itemId = fields.String(validate=validate.Length(1, 256))
     numResults = fields.Integer(load_default=25, validate=validate.Range(0, 500))
-    context = fields.Dict(
-        keys=fields.String(validate=validate.Length(1, 150)),
-        values=fields.String(validate=validate.Length(0, 1000)),
-        load_default=dict,
-    )
+    context = context_field()
     metadataColumns = fields.Dict(
         keys=fields.String(validate=validate.OneOf(["ITEMS"])),
         values=fields.List(fields.String(validate=validate.Length(1, 150)), validate=validate.Length(max=10)),
@@ -96,7 +108,7 @@ class RankingRequest(FilterReference):
     inputList = fields.List(
         fields.String(validate=validate.Length(1, 256)), required=True, validate=validate.Length(1, 500)
     )
-    context = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    context = context_field()
     metadataColumns = fields.Dict(
         keys=fields.String(validate=validate.OneOf(["ITEMS"])), values=fields.List(fields.String()), load_default=dict
     )

@@ -114,4 +114,8 @@ def register(cli: Cli) -> None:
     )
     s.add_argument("--output", required=True, metavar="OUT.jsonl", help="a file, or a folder for IN.jsonl.out")
     s.add_argument("--num-results", type=int, default=25, metavar="N", help="users per segment (default 25)")
-    s.add_argument("--filter", metavar="NAME", help="a filter of the dataset group (not supported for segments yet)")
+    s.add_argument(
+        "--filter",
+        metavar="NAME",
+        help="a UserID filter (EXCLUDE UserID WHERE Users.X IN (...)); lines may carry filterValues",
+    )

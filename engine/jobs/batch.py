@@ -20,17 +20,21 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.errors import InvalidInput, NotFound, ShelfwiseError
-from engine.recipes import Query, Recipe, recipe_class
+from engine.recipes import Query, Ranked, Recipe, recipe_class
 from engine.recipes.batching import BatchQuery, UserEvents, recommend_many
 from engine.storage import Store
 from engine.storage.histories import EventColumns, latest_events_of_users
+
+if TYPE_CHECKING:
+    from engine.serving.filters import UserFilter
 
 #: Personalize's bounds: up to 500 items per inference line; a segment may hold millions of users.
 MAX_INFERENCE_RESULTS = 500
@@ -137,7 +141,11 @@ def batch_segment(
     on_progress: Progress | None = None,
 ) -> BatchReport:
     """User segments: for each line (an ``itemId``, or ``itemAttributes`` query) the users most
-    likely to interact, best first, as ``usersList``."""
+    likely to interact, best first, as ``usersList``.
+
+    ``filter_name`` names a UserID filter (``EXCLUDE UserID WHERE Users.X IN (...)``); its
+    $PARAMETERS take their values from each line's ``filterValues``, as Personalize's do.
+    """
     _check_count(num_results, MAX_SEGMENT_RESULTS)
     source = _source(store, dataset_group, solution_version, None)
     model = _load(source)
@@ -146,12 +154,12 @@ def batch_segment(
             f"{source.recipe} recommends items, it does not make user segments: use an item-affinity or "
             "item-attribute-affinity solution version (or batch-inference)"
         )
+    users = None
     if filter_name is not None:
-        _filters(store, dataset_group, filter_name)  # a missing filter is NotFound, as anywhere else
-        raise InvalidInput(
-            f"filter {filter_name!r}: filtering users out of segments (EXCLUDE UserID ...) is not supported yet"
-        )
-    answer = _segment_answerer(model, num_results)
+        from engine.serving.filters import FilterService
+
+        users = FilterService(store).user_filter(dataset_group, filter_name, recipe=model.name)
+    answer = _segment_answerer(model, num_results, users)
     return _run("batch-segment", source, input_path, output_path, lambda parsed: parsed, answer, on_progress)
 
 
@@ -188,7 +196,9 @@ def _filters(store: Store, dataset_group: str, filter_name: str | None):
     from engine.serving.filters import FilterService
 
     service = FilterService(store)
-    service.compiled(dataset_group, filter_name)
+    target = service.compiled(dataset_group, filter_name).target
+    if target != "ItemID":
+        raise InvalidInput(f"filter {filter_name!r} filters {target}s; batch inference needs an ItemID filter")
     return service
 
 
@@ -479,9 +489,23 @@ def _message(exc: Exception) -> str:
 
 
 # --------------------------------------------------------------------------- segments
-def _segment_answerer(model: Recipe, num_results: int) -> Answer:
+def _segment_answerer(model: Recipe, num_results: int, users: UserFilter | None = None) -> Answer:
     by_attributes = hasattr(model, "segment_for_attributes")
     key = "itemAttributes" if by_attributes else "itemId"
+    keys = (key, "filterValues")
+
+    @cache
+    def position() -> dict[str, int]:
+        return {u: k for k, u in enumerate(model.user_ids.tolist())}
+
+    def segment(obj: Mapping[str, Any], n: int) -> Ranked:
+        if by_attributes:
+            expression = obj.get(key)
+            if not isinstance(expression, str) or not expression.strip():
+                raise LineError(f'the line needs {key!r}, a query like ITEMS.CATEGORY = "shoes"')
+            return model.segment_for_attributes(expression, n)
+        item_id = _string_field(obj, key, required=True)
+        return model.recommend_users([item_id], n)
 
     def answer(parsed: list[Any]) -> list[dict[str, Any] | str]:
         out: list[dict[str, Any] | str] = []
@@ -489,15 +513,18 @@ def _segment_answerer(model: Recipe, num_results: int) -> Answer:
             try:
                 if isinstance(obj, LineError):
                     raise obj
-                _check_keys(obj, (key,))
-                if by_attributes:
-                    expression = obj.get(key)
-                    if not isinstance(expression, str) or not expression.strip():
-                        raise LineError(f'the line needs {key!r}, a query like ITEMS.CATEGORY = "shoes"')
-                    ranked = model.segment_for_attributes(expression, num_results)
+                _check_keys(obj, keys)
+                if users is None:
+                    if obj.get("filterValues") is not None:
+                        raise LineError("filterValues were given, but the job has no filter")
+                    ranked = segment(obj, num_results)
                 else:
-                    item_id = _string_field(obj, key, required=True)
-                    ranked = model.recommend_users([item_id], num_results)
+                    allowed = users.allowed(model.user_ids, _string_map(obj, "filterValues"))
+                    # Ask for as many more as the filter rules out: the top num_results it keeps
+                    # are then among them, whatever the scores.
+                    ranked = segment(obj, num_results + int((~allowed).sum()))
+                    at = position()
+                    ranked = Ranked(tuple(u for u in ranked.item_ids if allowed[at[u]])[:num_results], ())
                 out.append({"usersList": list(ranked.item_ids)})
             except (LineError, ShelfwiseError) as exc:
                 out.append(_message(exc))

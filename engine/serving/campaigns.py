@@ -26,8 +26,9 @@ from engine.serving.exploration import ExplorationConfig, ExplorationService
 from engine.serving.filters import FilterService
 from engine.serving.filters_eval import FilterDecision
 from engine.serving.promotions import Promotion, check_promotions, place_promoted, promoted_count
+from engine.serving.trends import ActivityService
+from engine.serving.user_events import UserEvents
 from engine.storage import CampaignInfo, Store
-from engine.storage.filters import user_item_event_types
 
 MAX_RESULTS = 500
 
@@ -54,6 +55,22 @@ def new_recommendation_id() -> str:
     return f"RID-{uuid.uuid4()}"
 
 
+def check_metadata_columns(schema: Mapping[str, Any] | None, columns: Sequence[str]) -> None:
+    """metadataColumns must name fields of the Items schema, as Personalize requires; a typo is an
+    error rather than a silently missing key. Without an Items schema (items sent with no schema)
+    there is nothing to check against, and items simply carry the columns they have."""
+    if not schema:
+        return
+    known = [str(f["name"]) for f in schema.get("fields", []) if isinstance(f, dict) and f.get("name")]
+    upper = {k.upper() for k in known}
+    unknown = [c for c in columns if c.upper() not in upper]
+    if unknown:
+        raise InvalidInput(
+            f"metadataColumns: the Items schema has no column {', '.join(map(repr, unknown))} "
+            f"(its columns: {', '.join(known)})"
+        )
+
+
 def camel_case(column: str) -> str:
     """CATEGORY_L1 → categoryL1, as Personalize names metadata columns in its answers."""
     head, *rest = column.lower().split("_")
@@ -73,8 +90,11 @@ class CampaignService:
         self.live_history_limit = live_history_limit
         self.filters = filters or FilterService(store)
         self.exploration = ExplorationService(store, ttl_s=exploration_refresh_seconds)
+        #: Recent catalogue-wide counts for recipes that ask (trending-now), cached a minute.
+        self.activity = ActivityService(store)
         self._models: dict[tuple[str, str], tuple[str, Recipe]] = {}
         self._campaigns: dict[tuple[str, str], tuple[CampaignInfo, float]] = {}
+        self._schemas: dict[str, tuple[Mapping[str, Any] | None, float]] = {}
         self._lock = threading.Lock()
 
     #: How long a campaign's deployment (which solution version it serves) is trusted before it is
@@ -95,6 +115,15 @@ class CampaignService:
             info = self.store.get_campaign(dataset_group, name)
         self._campaigns[key] = (info, time.monotonic() + self.CAMPAIGN_CACHE_SECONDS)
         return info
+
+    def _items_schema(self, dataset_group: str) -> Mapping[str, Any] | None:
+        """The Items schema, read at most once a second (widgets ask for metadata on every request)."""
+        cached = self._schemas.get(dataset_group)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        schema = self.store.get_schema(dataset_group, "ITEMS")
+        self._schemas[dataset_group] = (schema, time.monotonic() + self.CAMPAIGN_CACHE_SECONDS)
+        return schema
 
     def model(self, campaign: CampaignInfo) -> Recipe:
         key = (campaign.dataset_group, campaign.name)
@@ -136,6 +165,8 @@ class CampaignService:
         check_promotions(promotions)
         campaign = self.campaign(dataset_group, campaign_name, recommender=recommender)
         model = self.model(campaign)
+        if metadata_columns:
+            check_metadata_columns(self._items_schema(dataset_group), metadata_columns)
         if model.recipe_type == "USER_PERSONALIZATION" and not user_id and candidates is None:
             raise InvalidInput(f"campaign {campaign_name!r} ({campaign.recipe}) needs a userId")
         if model.recipe_type == "RELATED_ITEMS" and not item_id and not user_id:
@@ -144,23 +175,23 @@ class CampaignService:
             raise InvalidInput("promotions apply to recommendations, not to re-ranking a given list")
 
         # Decide every filter before ranking anything, so bad filterValues fail the request whole.
-        decide = partial(self.filters.decide, dataset_group, user_id=user_id, item_id=item_id)
+        events = UserEvents(self.store, dataset_group, user_id, self.live_history_limit)
+        decide = partial(
+            self.filters.decide, dataset_group, user_id=user_id, item_id=item_id, history_pairs=events.item_event_types
+        )
         decision = decide(filter_name, filter_values)
         promotion_decisions = [
             (p, decide(p.filter_name, p.filter_values, where=f"promotions[{n}].filterValues"))
             for n, p in enumerate(promotions)
         ]
 
-        history = tuple(self.store.latest_events(dataset_group, user_id, self.live_history_limit)) if user_id else ()
-        exclude = self._campaign_exclusions(campaign, model, history, item_id, candidates)
+        excluded_items: set[str] = set()
         if campaign.config.get("excludeEventTypes") and user_id:
             # A use case's rule ("never what the shopper bought") holds over the whole history.
             excluded_types = {e.lower() for e in campaign.config["excludeEventTypes"]}
-            exclude = exclude | {
-                item
-                for item, event_type in user_item_event_types(self.store, dataset_group, user_id)
-                if event_type.lower() in excluded_types
-            }
+            excluded_items = {i for i, event_type in events.item_event_types() if event_type.lower() in excluded_types}
+        history = events.latest()
+        exclude = self._campaign_exclusions(campaign, model, history, item_id, candidates) | excluded_items
         query = Query(
             user_id=user_id,
             item_id=item_id,
@@ -168,6 +199,7 @@ class CampaignService:
             num_results=num_results,
             context=dict(context or {}),
         )
+        query = self.activity.attach(dataset_group, model, query)
         recommendation_id = new_recommendation_id()
         exploring: set[str] = set()
         if candidates is not None:

@@ -12,9 +12,10 @@ its exposure — the feedback loop the widget's impression and click events clos
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import func, select
@@ -23,6 +24,8 @@ from engine.errors import InvalidInput
 from engine.records import CLICK, IMPRESSION
 from engine.storage import Store
 from engine.storage import tables as t
+
+log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHT = 0.3
 DEFAULT_AGE_CUTOFF_DAYS = 30.0
@@ -64,52 +67,96 @@ class _Stats:
     clicks: dict[str, int]
     created: dict[str, float]
     loaded_at: float
+    #: Candidate lists worked out from this snapshot, per (age cut-off, model vocabulary).
+    candidates: dict[tuple[float, int], tuple[np.ndarray, list[str]]] = field(default_factory=dict)
 
 
 class ExplorationService:
-    """Per-process cache of each dataset group's impression/click counts and item ages."""
+    """Per-process cache of each dataset group's impression/click counts and item ages.
+
+    Reading them scans a month of impressions and every item's creation time (seconds on a big
+    store), so an expired snapshot keeps answering while one background thread reads the next;
+    only the very first request of a process (or ``ttl_s=0``) waits for a read.
+    """
 
     def __init__(self, store: Store, *, ttl_s: float = 30.0) -> None:
         self.store = store
         self.ttl_s = ttl_s
         self._stats: dict[str, _Stats] = {}
         self._lock = threading.Lock()
+        self._refreshing: set[str] = set()
 
     def stats(self, dataset_group: str) -> _Stats:
         cached = self._stats.get(dataset_group)
         if cached is not None and time.monotonic() - cached.loaded_at < self.ttl_s:
             return cached
+        if cached is not None and self.ttl_s > 0:
+            self._refresh_in_background(dataset_group)
+            return cached
         with self._lock:
-            group = self.store.get_dataset_group(dataset_group)
-            since = time.time() - STATS_WINDOW_DAYS * 86400
-            impressions: dict[str, int] = {}
-            clicks: dict[str, int] = {}
-            with self.store.session() as s:
-                rows = s.execute(
-                    select(t.InteractionRow.item_id, t.InteractionRow.event_type, func.count())
-                    .where(
-                        t.InteractionRow.dataset_group_id == group.id,
-                        t.InteractionRow.event_type.in_([IMPRESSION, CLICK]),
-                        t.InteractionRow.timestamp >= since,
-                    )
-                    .group_by(t.InteractionRow.item_id, t.InteractionRow.event_type)
-                ).all()
-                created = dict(
-                    s.execute(
-                        select(t.ItemRow.item_id, t.ItemRow.creation_timestamp).where(
-                            t.ItemRow.dataset_group_id == group.id, t.ItemRow.creation_timestamp.isnot(None)
-                        )
-                    ).all()
+            return self._load(dataset_group)
+
+    def _refresh_in_background(self, dataset_group: str) -> None:
+        with self._lock:
+            if dataset_group in self._refreshing:
+                return
+            self._refreshing.add(dataset_group)
+
+        def refresh() -> None:
+            try:
+                self._load(dataset_group)
+            except Exception:  # the stale snapshot keeps serving; the next request tries again
+                log.exception("could not refresh exploration statistics for %s", dataset_group)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(dataset_group)
+
+        threading.Thread(target=refresh, name=f"exploration-stats-{dataset_group}", daemon=True).start()
+
+    def _load(self, dataset_group: str) -> _Stats:
+        group = self.store.get_dataset_group(dataset_group)
+        since = time.time() - STATS_WINDOW_DAYS * 86400
+        impressions: dict[str, int] = {}
+        clicks: dict[str, int] = {}
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.InteractionRow.item_id, t.InteractionRow.event_type, func.count())
+                .where(
+                    t.InteractionRow.dataset_group_id == group.id,
+                    t.InteractionRow.event_type.in_([IMPRESSION, CLICK]),
+                    t.InteractionRow.timestamp >= since,
                 )
-            for item_id, event_type, count in rows:
-                (impressions if event_type == IMPRESSION else clicks)[item_id] = int(count)
-            stats = _Stats(impressions, clicks, created, time.monotonic())
-            self._stats[dataset_group] = stats
-            return stats
+                .group_by(t.InteractionRow.item_id, t.InteractionRow.event_type)
+            ).all()
+            created = dict(
+                conn.execute(
+                    select(t.ItemRow.item_id, t.ItemRow.creation_timestamp).where(
+                        t.ItemRow.dataset_group_id == group.id, t.ItemRow.creation_timestamp.isnot(None)
+                    )
+                ).all()
+            )
+        for item_id, event_type, count in rows:
+            (impressions if event_type == IMPRESSION else clicks)[item_id] = int(count)
+        stats = _Stats(impressions, clicks, created, time.monotonic())
+        self._stats[dataset_group] = stats
+        return stats
 
     def candidates(self, dataset_group: str, config: ExplorationConfig, known_items: np.ndarray) -> list[str]:
-        """New items (created within the cut-off) and items the model knows but few have seen."""
+        """New items (created within the cut-off) and items the model knows but few have seen;
+        worked out once per snapshot (a pass over the catalog), not per request."""
         stats = self.stats(dataset_group)
+        key = (config.age_cutoff_days, id(known_items))
+        cached = stats.candidates.get(key)
+        if cached is not None and cached[0] is known_items:  # an id can be reused once a model is gone
+            return cached[1]
+        found = self._candidates(stats, config, known_items)
+        if len(stats.candidates) > 16:  # a few campaigns' models per snapshot at most
+            stats.candidates.clear()
+        stats.candidates[key] = (known_items, found)
+        return found
+
+    @staticmethod
+    def _candidates(stats: _Stats, config: ExplorationConfig, known_items: np.ndarray) -> list[str]:
         cutoff = time.time() - config.age_cutoff_days * 86400
         new = {item for item, created in stats.created.items() if created is not None and created >= cutoff}
         if not stats.impressions:

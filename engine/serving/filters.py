@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from engine.errors import InvalidInput
 from engine.records import Item
@@ -27,6 +29,7 @@ from engine.serving.filters_eval import (
     item_table,
     norm_key,
     single_row,
+    user_table,
 )
 from engine.serving.filters_syntax import DATASETS, CurrentItem, FilterExpression, FilterSyntaxError, parse_filter
 from engine.serving.filters_values import check_filter_values
@@ -35,6 +38,7 @@ from engine.storage import filters as storage
 from engine.storage.filters import FilterInfo
 
 _ARN_MARKER = ":filter/"
+_MAX_CACHED_MASKS = 256
 
 
 def filter_name_from(name: str | None = None, arn: str | None = None) -> str | None:
@@ -126,15 +130,25 @@ class FilterService:
         #: How often the catalog is read whole rather than merged with what changed.
         self.full_reload_s = full_reload_s
         self._parsed: dict[tuple[int, str], FilterExpression] = {}
+        self._infos: dict[tuple[str, str], tuple[FilterInfo, float]] = {}
         self._catalogs: dict[str, _CatalogEntry] = {}
         self._lock = threading.Lock()
 
     def create(self, dataset_group: str, name: str, expression: str) -> FilterInfo:
         return create_filter(self.store, dataset_group, name, expression)
 
+    #: How long a filter's definition is trusted before it is read again: a deleted or recreated
+    #: filter reaches every worker within this time, without a query per request.
+    FILTER_CACHE_SECONDS = 1.0
+
     def compiled(self, dataset_group: str, name: str) -> FilterExpression:
         """The parsed filter, parsed once per process (a recreated filter has a new row id)."""
-        info = storage.get_filter(self.store, dataset_group, name)
+        cached = self._infos.get((dataset_group, name))
+        if cached is not None and cached[1] > time.monotonic():
+            info = cached[0]
+        else:
+            info = storage.get_filter(self.store, dataset_group, name)
+            self._infos[(dataset_group, name)] = (info, time.monotonic() + self.FILTER_CACHE_SECONDS)
         key = (info.id, info.expression)
         parsed = self._parsed.get(key)
         if parsed is None:
@@ -151,8 +165,12 @@ class FilterService:
         user_id: str | None = None,
         item_id: str | None = None,
         where: str = "filterValues",
+        history_pairs: Callable[[], list[tuple[str, str]]] | None = None,
     ) -> FilterDecision:
-        """What filter ``name`` allows for this request; no filter allows everything."""
+        """What filter ``name`` allows for this request; no filter allows everything.
+
+        ``history_pairs`` supplies the shopper's (item, event type) pairs when the caller reads them
+        anyway (a request shares one read of the shopper's events between its stages)."""
         values = check_filter_values(values, where)
         if name is None:
             if values:
@@ -181,6 +199,8 @@ class FilterService:
             return single_row(user_id if found else None, found.properties if found else None)
 
         def history() -> Table:
+            if history_pairs is not None:
+                return history_table(history_pairs())
             pairs = storage.user_item_event_types(self.store, dataset_group, user_id) if user_id else []
             return history_table(pairs)
 
@@ -192,6 +212,32 @@ class FilterService:
             current_item=_once(current_item),
         )
         return evaluate(parsed, data, name=name)
+
+    def user_filter(self, dataset_group: str, name: str, *, recipe: str | None = None) -> UserFilter:
+        """Filter ``name`` ready to rule on users (batch segments): a UserID filter, with the Users
+        dataset and every user's event types read once for the whole job."""
+        parsed = self.compiled(dataset_group, name)
+        if parsed.target != "UserID":
+            raise InvalidInput(
+                f"filter {name!r} filters {parsed.target}s; user segments need a UserID filter, "
+                'e.g. EXCLUDE UserID WHERE Users.MEMBERSHIP IN ("lapsed")'
+            )
+        if recipe == "item-attribute-affinity" and "INTERACTIONS" in parsed.datasets:
+            raise InvalidInput(
+                f"filter {name!r} tests Interactions, and item-attribute-affinity segments cannot use "
+                "interaction filters (as in Personalize); filter on Users fields instead"
+            )
+        users = (
+            _once(lambda: user_table(self.store.users(dataset_group)))
+            if "USERS" in parsed.datasets
+            else (lambda: Table([]))
+        )
+        events = (
+            _once(lambda: history_table(storage.users_event_types(self.store, dataset_group)))
+            if "INTERACTIONS" in parsed.datasets
+            else (lambda: Table([]))
+        )
+        return UserFilter(name, parsed, users, events)
 
     def catalog(self, dataset_group: str) -> Table:
         """The group's items as columns, kept current without reading the whole catalog per request.
@@ -234,6 +280,43 @@ class FilterService:
             return entry.table
 
 
+class UserFilter:
+    """A UserID filter with its tables loaded: which users it allows, per set of filterValues."""
+
+    def __init__(
+        self, name: str, parsed: FilterExpression, users: Callable[[], Table], events: Callable[[], Table]
+    ) -> None:
+        self.name = name
+        self.parsed = parsed
+        self._users = users
+        self._events = events
+        self._masks: dict[frozenset[tuple[str, str]], np.ndarray] = {}
+        self._masked: np.ndarray | None = None  # the user ids the cached masks are over
+
+    def decide(self, values: Mapping[str, str] | None = None) -> FilterDecision:
+        """The users allowed with these filterValues (Personalize's encoding, one set per input line)."""
+        data = EvaluationInput(
+            values=check_filter_values(values),
+            catalog=self._users,
+            history=self._events,
+            user=lambda: Table([]),
+            current_item=lambda: None,
+        )
+        return evaluate(self.parsed, data, name=self.name)
+
+    def allowed(self, user_ids: np.ndarray, values: Mapping[str, str] | None = None) -> np.ndarray:
+        """Mask over ``user_ids`` (a model's users) of those the filter keeps; lines with the same
+        filterValues share one mask (a few hundred kept, as a file may vary them line by line)."""
+        if self._masked is not user_ids or len(self._masks) >= _MAX_CACHED_MASKS:
+            self._masks, self._masked = {}, user_ids
+        key = frozenset((values or {}).items())
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = self.decide(values).mask(user_ids)
+            self._masks[key] = mask
+        return mask
+
+
 def _once(fn):
     """Memoise a zero-argument loader, so an expression chain reads each table once per request."""
     cache: list = []
@@ -246,4 +329,4 @@ def _once(fn):
     return load
 
 
-__all__ = ["FilterService", "create_filter", "filter_name_from"]
+__all__ = ["FilterService", "UserFilter", "create_filter", "filter_name_from"]

@@ -16,6 +16,10 @@ excluded. Semantics chosen where Personalize is silent, kept the same for every 
   leaves them out.
 * An IF that does not hold (an unknown shopper, a missing field) switches its expression off.
 * EXCLUDE expressions missing a $PARAMETER are skipped; INCLUDE ones are an error (reference §1.2).
+
+A UserID filter (batch segments) is the same evaluation over user ids: the Users dataset stands in
+for the catalog and every user's event types for the shopper's interactions, so a user the Users
+dataset does not describe is treated like an item the catalog lacks.
 """
 
 from __future__ import annotations
@@ -194,6 +198,12 @@ def item_table(items: Mapping[str, Any]) -> Table:
         for e in entries
     ]
     return Table(ids, [e.properties for e in entries], columns={"ITEM_ID": ids, "CREATION_TIMESTAMP": created})
+
+
+def user_table(users: Mapping[str, Any]) -> Table:
+    """The Users dataset as a Table (the "catalog" a UserID filter's Users conditions test)."""
+    ids = sorted(users)
+    return Table(ids, [users[u].properties for u in ids], columns={"USER_ID": ids})
 
 
 def history_table(pairs: Iterable[tuple[str, str]]) -> Table:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -34,6 +35,36 @@ KEY_KINDS = ("public", "secret")
 #: Events that record what a shopper was shown, not what they did: kept for exploration and
 #: attribution, but never folded into a shopper's history or trained on as interest.
 NOT_INTERACTIONS = (IMPRESSION,)
+
+_LATEST_EVENTS = (
+    select(
+        t.InteractionRow.item_id,
+        t.InteractionRow.event_type,
+        t.InteractionRow.event_value,
+        t.InteractionRow.timestamp,
+        t.InteractionRow.session_id,
+        t.InteractionRow.recommendation_id,
+    )
+    .where(
+        t.InteractionRow.dataset_group_id == bindparam("group"),
+        t.InteractionRow.user_id == bindparam("user"),
+        t.InteractionRow.event_type.notin_(NOT_INTERACTIONS),
+    )
+    .order_by(t.InteractionRow.timestamp.desc(), t.InteractionRow.id.desc())
+    .limit(bindparam("limit"))
+)
+_USER_EVENTS = (
+    select(
+        t.InteractionRow.item_id,
+        t.InteractionRow.event_type,
+        t.InteractionRow.event_value,
+        t.InteractionRow.timestamp,
+        t.InteractionRow.session_id,
+        t.InteractionRow.recommendation_id,
+    )
+    .where(t.InteractionRow.dataset_group_id == bindparam("group"), t.InteractionRow.user_id == bindparam("user"))
+    .order_by(t.InteractionRow.timestamp, t.InteractionRow.id)
+)
 
 
 def check_name(name: str, what: str) -> str:
@@ -126,6 +157,11 @@ class InteractionArrays:
         return len(self.user_ids)
 
 
+def _json(value: Any) -> Any:
+    """A JSON column as a driver hands it over: already decoded (PostgreSQL) or text (SQLite)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
 def _hash_key(secret_part: str) -> str:
     return hashlib.sha256(secret_part.encode()).hexdigest()
 
@@ -142,6 +178,7 @@ class Store:
         # for a group's whole life; the short expiry bounds what another process's delete and
         # re-create of the same name can leave stale here.
         self._groups: dict[str, tuple[DatasetGroupInfo, float]] = {}
+        self._keys: dict[bytes, tuple[ApiKeyInfo, float]] = {}
         if create:
             t.Base.metadata.create_all(self.engine)
 
@@ -186,6 +223,7 @@ class Store:
     def delete_dataset_group(self, name: str) -> None:
         group = self.get_dataset_group(name)
         self._groups.pop(name, None)
+        self._keys.clear()
         with self.session() as s, s.begin():
             # Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite only honours
             # with foreign keys switched on for the connection.
@@ -205,6 +243,9 @@ class Store:
             ):
                 s.execute(delete(model).where(model.dataset_group_id == group.id))
             solution_ids = select(t.Solution.id).where(t.Solution.dataset_group_id == group.id)
+            search_ids = select(t.HpoSearch.id).where(t.HpoSearch.solution_id.in_(solution_ids))
+            s.execute(delete(t.HpoTrial).where(t.HpoTrial.search_id.in_(search_ids)))
+            s.execute(delete(t.HpoSearch).where(t.HpoSearch.solution_id.in_(solution_ids)))
             s.execute(delete(t.SolutionVersion).where(t.SolutionVersion.solution_id.in_(solution_ids)))
             s.execute(delete(t.Solution).where(t.Solution.dataset_group_id == group.id))
             s.execute(delete(t.DatasetGroup).where(t.DatasetGroup.id == group.id))
@@ -384,26 +425,13 @@ class Store:
 
     # ----------------------------------------------------------------- reads
     def latest_events(self, dataset_group: str, user_id: str, limit: int = 500) -> list[Interaction]:
-        """The user's newest ``limit`` events, oldest first (the order a model folds them in)."""
+        """The user's newest ``limit`` events, oldest first (the order a model folds them in).
+
+        On every recommendation's path: a Core statement built once, on a plain connection (the
+        ORM session's bookkeeping cost more than the indexed range read itself)."""
         group = self.get_dataset_group(dataset_group)
-        with self.session() as s:
-            rows = s.execute(
-                select(
-                    t.InteractionRow.item_id,
-                    t.InteractionRow.event_type,
-                    t.InteractionRow.event_value,
-                    t.InteractionRow.timestamp,
-                    t.InteractionRow.session_id,
-                    t.InteractionRow.recommendation_id,
-                )
-                .where(
-                    t.InteractionRow.dataset_group_id == group.id,
-                    t.InteractionRow.user_id == user_id,
-                    t.InteractionRow.event_type.notin_(NOT_INTERACTIONS),
-                )
-                .order_by(t.InteractionRow.timestamp.desc(), t.InteractionRow.id.desc())
-                .limit(limit)
-            ).all()
+        with self.engine.connect() as conn:
+            rows = conn.execute(_LATEST_EVENTS, {"group": group.id, "user": user_id, "limit": limit}).all()
         return [
             Interaction(
                 user_id=user_id,
@@ -417,43 +445,78 @@ class Store:
             for r in reversed(rows)
         ]
 
-    def interaction_arrays(self, dataset_group: str) -> InteractionArrays:
-        """Every interaction of the group as numpy columns, in timestamp order."""
+    def user_events(self, dataset_group: str, user_id: str) -> list[Interaction]:
+        """Every event of the user, impressions too, oldest first (no cap: filters on event types
+        hold over the whole history)."""
         group = self.get_dataset_group(dataset_group)
-        columns: dict[str, list[Any]] = {k: [] for k in ("u", "i", "e", "v", "ts", "sid")}
-        with self.session() as s:
-            result = s.execute(
-                select(
-                    t.InteractionRow.user_id,
-                    t.InteractionRow.item_id,
-                    t.InteractionRow.event_type,
-                    t.InteractionRow.event_value,
-                    t.InteractionRow.timestamp,
-                    t.InteractionRow.session_id,
-                )
-                .where(
-                    t.InteractionRow.dataset_group_id == group.id,
-                    t.InteractionRow.event_type.notin_(NOT_INTERACTIONS),
-                )
-                .order_by(t.InteractionRow.timestamp, t.InteractionRow.id)
-                .execution_options(yield_per=50_000)
+        with self.engine.connect() as conn:
+            rows = conn.execute(_USER_EVENTS, {"group": group.id, "user": user_id}).all()
+        return [
+            Interaction(
+                user_id=user_id,
+                item_id=r.item_id,
+                event_type=r.event_type,
+                event_value=r.event_value,
+                timestamp=r.timestamp,
+                session_id=r.session_id,
+                recommendation_id=r.recommendation_id,
             )
-            for part in result.partitions():
-                for u, i, e, v, ts, sid in part:
-                    columns["u"].append(u)
-                    columns["i"].append(i)
-                    columns["e"].append(e)
-                    columns["v"].append(np.nan if v is None else v)
-                    columns["ts"].append(ts)
-                    columns["sid"].append(sid)
-        return InteractionArrays(
-            user_ids=np.array(columns["u"], dtype=object),
-            item_ids=np.array(columns["i"], dtype=object),
-            event_types=np.array(columns["e"], dtype=object),
-            event_values=np.array(columns["v"], dtype=np.float64),
-            timestamps=np.array(columns["ts"], dtype=np.float64),
-            session_ids=np.array(columns["sid"], dtype=object),
+            for r in rows
+        ]
+
+    def interaction_arrays(self, dataset_group: str) -> InteractionArrays:
+        """Every interaction of the group as numpy columns, in timestamp order (ties by id).
+
+        Read through the driver's own cursor and ordered in numpy: a result-row object per
+        interaction, and the database's sort, cost several times a model fit on a million of them
+        (benchmarks/training).
+        """
+        group = self.get_dataset_group(dataset_group)
+        query = select(
+            t.InteractionRow.user_id,
+            t.InteractionRow.item_id,
+            t.InteractionRow.event_type,
+            t.InteractionRow.event_value,
+            t.InteractionRow.timestamp,
+            t.InteractionRow.session_id,
+            t.InteractionRow.id,
+        ).where(
+            t.InteractionRow.dataset_group_id == group.id,
+            t.InteractionRow.event_type.notin_(NOT_INTERACTIONS),
         )
+        rows = self._driver_rows(query)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+        timestamps = np.array(columns[4], dtype=np.float64)
+        order = np.lexsort((np.array(columns[6], dtype=np.int64), timestamps))
+
+        def strings(values: tuple) -> np.ndarray:
+            out = np.empty(len(values), dtype=object)
+            out[:] = values
+            return out[order]
+
+        return InteractionArrays(
+            user_ids=strings(columns[0]),
+            item_ids=strings(columns[1]),
+            event_types=strings(columns[2]),
+            event_values=np.array(columns[3], dtype=np.float64)[order],
+            timestamps=timestamps[order],
+            session_ids=strings(columns[5]),
+        )
+
+    def _driver_rows(self, query: Any) -> list[tuple]:
+        """A select's rows as the database driver returns them (plain tuples; JSON columns as the
+        driver decodes them, text on SQLite), for reads of a whole dataset."""
+        with self.session() as s:
+            connection = s.connection()
+            compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+            params = compiled.params
+            args = tuple(params[k] for k in compiled.positiontup or ()) if compiled.positional else params
+            cursor = connection.connection.driver_connection.cursor()
+            try:
+                cursor.execute(str(compiled), args)
+                return cursor.fetchall()
+            finally:
+                cursor.close()
 
     def count_interactions(self, dataset_group: str) -> int:
         group = self.get_dataset_group(dataset_group)
@@ -465,6 +528,14 @@ class Store:
     def items(self, dataset_group: str, item_ids: Iterable[str] | None = None) -> dict[str, Item]:
         """Catalog entries by id: all of them, or just ``item_ids`` (unknown ids are left out)."""
         group = self.get_dataset_group(dataset_group)
+        if item_ids is None:
+            # The whole catalog (training): plain driver rows, not ORM objects.
+            rows = self._driver_rows(
+                select(t.ItemRow.item_id, t.ItemRow.properties, t.ItemRow.creation_timestamp).where(
+                    t.ItemRow.dataset_group_id == group.id
+                )
+            )
+            return {i: Item(i, dict(_json(p) or {}), c) for i, p, c in rows}
         query = select(t.ItemRow).where(t.ItemRow.dataset_group_id == group.id)
         if item_ids is not None:
             wanted = list(dict.fromkeys(item_ids))
@@ -564,7 +635,22 @@ class Store:
             )
         return f"{key_id}.{secret_part}", ApiKeyInfo(key_id, dataset_group, kind, origins)
 
+    #: How long a key that checked out is trusted before the database is asked again (every
+    #: request presents one; a revoked key stops working within this time).
+    KEY_CACHE_SECONDS = 1.0
+
     def authenticate_key(self, key: str) -> ApiKeyInfo:
+        digest = hashlib.sha256(key.encode()).digest()
+        cached = self._keys.get(digest)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        info = self._authenticate_key(key)
+        if len(self._keys) > 1000:
+            self._keys.clear()
+        self._keys[digest] = (info, time.monotonic() + self.KEY_CACHE_SECONDS)
+        return info
+
+    def _authenticate_key(self, key: str) -> ApiKeyInfo:
         key_id, _, secret_part = key.partition(".")
         with self.session() as s:
             row = s.execute(
@@ -684,6 +770,13 @@ class Store:
         except IntegrityError as exc:
             raise AlreadyExists(f"solution {name!r} already exists in {dataset_group!r}") from exc
         return SolutionInfo(row.id, dataset_group, name, recipe, dict(config))
+
+    def set_solution_hyperparameters(self, solution: SolutionInfo, hyperparameters: dict[str, Any]) -> SolutionInfo:
+        """Replace a solution's hyperparameters (a search's choice), keeping the rest of its config."""
+        config = {**solution.config, "hyperparameters": dict(hyperparameters)}
+        with self.session() as s, s.begin():
+            s.execute(update(t.Solution).where(t.Solution.id == solution.id).values(config=config))
+        return SolutionInfo(solution.id, solution.dataset_group, solution.name, solution.recipe, config)
 
     def get_solution(self, dataset_group: str, name: str) -> SolutionInfo:
         group = self.get_dataset_group(dataset_group)

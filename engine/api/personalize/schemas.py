@@ -14,7 +14,12 @@ FILTER_VALUES = fields.Dict(
     validate=validate.Length(max=25),
 )
 CONTEXT = fields.Dict(
-    keys=fields.String(validate=[validate.Length(1, 150), validate.Regexp(r"^[A-Za-z\d_]+$")]),
+    keys=fields.String(
+        validate=[
+            validate.Length(1, 150),
+            validate.Regexp(r"^[A-Za-z\d_]+$", error="context keys are field names: letters, digits or _"),
+        ]
+    ),
     values=fields.String(validate=validate.Length(max=1000)),
     validate=validate.Length(max=150),
 )

@@ -215,10 +215,10 @@ def test_jobs_refuse_recipes_they_cannot_run(shop, tmp_path):
         batch_inference(shop, dataset_group="shop", solution_version=segments, input_path=src, output_path=tmp_path)
     with pytest.raises(InvalidInput, match="segments"):
         batch_segment(shop, dataset_group="shop", solution_version=items, input_path=src, output_path=tmp_path)
-    with pytest.raises(InvalidInput, match="not supported"):
-        from engine.serving.filters import create_filter
+    from engine.serving.filters import create_filter
 
-        create_filter(shop, "shop", "f", 'EXCLUDE ItemID WHERE Items.CATEGORY IN ("hats")')
+    create_filter(shop, "shop", "f", 'EXCLUDE ItemID WHERE Items.CATEGORY IN ("hats")')
+    with pytest.raises(InvalidInput, match="user segments need a UserID filter"):
         batch_segment(
             shop, dataset_group="shop", solution_version=segments, input_path=src, output_path=tmp_path, filter_name="f"
         )

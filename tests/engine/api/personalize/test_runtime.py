@@ -37,6 +37,47 @@ def test_get_personalized_ranking(aws):
     assert "score" not in ranking[-1]
 
 
+def test_personalized_ranking_returns_the_requested_item_fields(aws):
+    runtime = aws.client("personalize-runtime")
+    answer = runtime.get_personalized_ranking(
+        campaignArn=aws.arn("campaign/for-you"),
+        userId="u0",
+        inputList=["pan3", "never-seen", "shoe3"],
+        metadataColumns={"ITEMS": ["TITLE", "PRICE", "CATEGORY_L1"]},
+    )
+    by_id = {i["itemId"]: i.get("metadata") for i in answer["personalizedRanking"]}
+    assert by_id["shoe3"] == {"title": "Shoe 3", "price": 53.0, "categoryL1": "shoes"}
+    assert by_id["pan3"] == {"title": "Pan 3", "price": 23.0, "categoryL1": "kitchen"}
+    assert not by_id["never-seen"]  # not in the catalog: nothing to return
+    plain = runtime.get_personalized_ranking(
+        campaignArn=aws.arn("campaign/for-you"), userId="u0", inputList=["pan3", "shoe3"]
+    )
+    assert all("metadata" not in i for i in plain["personalizedRanking"])
+
+
+def test_an_unknown_metadata_column_is_invalid_input(aws):
+    runtime = aws.client("personalize-runtime")
+    calls = [
+        lambda columns: runtime.get_recommendations(
+            campaignArn=aws.arn("campaign/for-you"), userId="u1", numResults=5, metadataColumns=columns
+        ),
+        lambda columns: runtime.get_personalized_ranking(
+            campaignArn=aws.arn("campaign/for-you"), userId="u1", inputList=["pan1"], metadataColumns=columns
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(runtime.exceptions.InvalidInputException) as caught:
+            call({"ITEMS": ["TITLE", "COLOUR"]})
+        message = caught.value.response["Error"]["Message"]
+        assert "Items schema has no column 'COLOUR'" in message and "TITLE, PRICE, CATEGORY_L1" in message
+        with pytest.raises(runtime.exceptions.InvalidInputException) as caught:
+            call({"USERS": ["AGE"]})
+        assert "metadataColumns" in caught.value.response["Error"]["Message"]
+    # Column names match the schema's whatever their case, and come back camelCased.
+    answer = calls[0]({"ITEMS": ["category_l1"]})
+    assert all(set(i["metadata"]) == {"categoryL1"} for i in answer["itemList"])
+
+
 def test_a_missing_campaign_raises_resource_not_found(aws):
     runtime = aws.client("personalize-runtime")
     with pytest.raises(runtime.exceptions.ResourceNotFoundException) as caught:
