@@ -15,6 +15,9 @@ from engine.errors import InvalidInput, NotFound
 from engine.records import Alias, Interaction
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
+
+#: Built once: a schema is reusable, and building one per request cost as much as loading.
+_PUT_EVENTS_REQUEST = PutEventsRequest()
 enable_cors(bp)
 
 _RESERVED_PROPERTIES = {"userid", "sessionid", "eventtype", "timestamp", "recommendationid", "impression"}
@@ -66,7 +69,7 @@ def events_to_records(req: dict) -> list[Interaction | Alias]:
 @bp.post("/events")
 @require_key("events")
 def put_events():
-    req = PutEventsRequest().load(json_body())
+    req = _PUT_EVENTS_REQUEST.load(json_body())
     store = get_store()
     key = current_key()
     try:

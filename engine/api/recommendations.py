@@ -13,6 +13,10 @@ from engine.serving.campaigns import Recommendations
 from engine.serving.promotions import Promotion
 
 bp = Blueprint("recommendations", __name__, url_prefix="/v1")
+
+#: Built once: a schema is reusable, and building one per request cost as much as loading.
+_RECOMMENDATIONS_REQUEST = RecommendationsRequest()
+_RANKING_REQUEST = RankingRequest()
 enable_cors(bp)
 
 
@@ -49,7 +53,7 @@ def preflight():
 @bp.post("/recommendations")
 @require_key("recommend")
 def get_recommendations():
-    req = RecommendationsRequest().load(json_body())
+    req = _RECOMMENDATIONS_REQUEST.load(json_body())
     recs = get_campaigns().recommend(
         current_key().dataset_group,
         req.get("campaign") or req["recommender"],
@@ -72,7 +76,7 @@ def get_recommendations():
 @bp.post("/personalize-ranking")
 @require_key("recommend")
 def get_personalized_ranking():
-    req = RankingRequest().load(json_body())
+    req = _RANKING_REQUEST.load(json_body())
     recs = get_campaigns().recommend(
         current_key().dataset_group,
         req["campaign"],

@@ -304,7 +304,7 @@ def test_product_pages_are_placed_on_the_storefront_address() -> None:
     assert own.properties["URL"] == "https://shop.example/products/ipod-nano"
     (configured,) = ShopifyAdapter({"shop_domain": "mine.myshopify.com"}).parse(delivery)
     assert configured.properties["URL"] == "https://mine.myshopify.com/products/ipod-nano"
-    with pytest.raises(InvalidInput, match="Shopify store_url 'shop.example' is not an http"):
+    with pytest.raises(InvalidInput, match=r"Shopify store_url 'shop\.example' is not an http"):
         ShopifyAdapter.from_connection({"store_url": "shop.example"})
 
 

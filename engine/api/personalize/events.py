@@ -18,13 +18,18 @@ from .schemas import PutEvents, PutItems, PutUsers
 from .wire import install_error_handlers, json_body, settings, signed
 
 bp = Blueprint("personalize_events", __name__)
+
+#: Built once: a schema is reusable, and building one per request cost as much as loading.
+_PUT_EVENTS = PutEvents()
+_PUT_ITEMS = PutItems()
+_PUT_USERS = PutUsers()
 install_error_handlers(bp)
 
 
 @bp.post("/events")
 @signed
 def put_events():
-    req = PutEvents().load(json_body())
+    req = _PUT_EVENTS.load(json_body())
     store = get_store()
     try:
         tracker_group = store.dataset_group_for_tracking_id(req["trackingId"])
@@ -67,7 +72,7 @@ def _dataset(arn: str, expected: str) -> tuple[str, dict[str, Any] | None]:
 @bp.post("/items")
 @signed
 def put_items():
-    req = PutItems().load(json_body())
+    req = _PUT_ITEMS.load(json_body())
     group, schema = _dataset(req["datasetArn"], "ITEMS")
     records = []
     for n, entry in enumerate(req["items"]):
@@ -84,7 +89,7 @@ def put_items():
 @bp.post("/users")
 @signed
 def put_users():
-    req = PutUsers().load(json_body())
+    req = _PUT_USERS.load(json_body())
     group, schema = _dataset(req["datasetArn"], "USERS")
     records = []
     for n, entry in enumerate(req["users"]):

@@ -13,6 +13,10 @@ from .schemas import GetPersonalizedRanking, GetRecommendations
 from .wire import install_error_handlers, json_body, name_from_arn, signed
 
 bp = Blueprint("personalize_runtime", __name__)
+
+#: Built once: a schema is reusable, and building one per request cost as much as loading.
+_GET_RECOMMENDATIONS = GetRecommendations()
+_GET_PERSONALIZED_RANKING = GetPersonalizedRanking()
 install_error_handlers(bp)
 
 
@@ -38,7 +42,7 @@ def _promotions(req: dict) -> list[Promotion]:
 @bp.post("/recommendations")
 @signed
 def get_recommendations():
-    req = GetRecommendations().load(json_body())
+    req = _GET_RECOMMENDATIONS.load(json_body())
     if bool(req.get("campaignArn")) == bool(req.get("recommenderArn")):
         raise InvalidInput("Provide exactly one of campaignArn and recommenderArn")
     recommender = bool(req.get("recommenderArn"))
@@ -65,7 +69,7 @@ def get_recommendations():
 @bp.post("/personalize-ranking")
 @signed
 def get_personalized_ranking():
-    req = GetPersonalizedRanking().load(json_body())
+    req = _GET_PERSONALIZED_RANKING.load(json_body())
     columns = _metadata_columns(req)
     if columns and len(req["inputList"]) > 50:
         raise InvalidInput("inputList can hold at most 50 items when metadataColumns are requested")

@@ -1,5 +1,7 @@
 """Product links in server-rendered fragments are absolute and on the store's address."""
 
+import re
+
 import pytest
 
 from engine.api.widgets_html import product_link
@@ -21,5 +23,5 @@ def test_without_a_url_the_template_names_the_page():
 
 @pytest.mark.parametrize("metadata", [{}, {"url": "/products/towel"}])
 def test_a_page_path_or_nothing_without_a_template_is_refused_not_put_on_shelfwises_host(metadata):
-    with pytest.raises(InvalidInput, match="productUrl=https://shop.example/products/{itemId}"):
+    with pytest.raises(InvalidInput, match=re.escape("productUrl=https://shop.example/products/{itemId}")):
         product_link("a", metadata, None)
