@@ -15,18 +15,16 @@ pointing where it pointed when it was sent.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import json
 import time
 from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Response, current_app, redirect, request
+from flask import Blueprint, Response, redirect, request
 
 from engine.api.app import get_store
-from engine.crypto import derived_key
+from engine.api.signing import app_key, signature
 from engine.errors import Forbidden, InvalidInput
 from engine.records import CLICK, Interaction
 
@@ -38,20 +36,15 @@ PATH = "/v1/widgets/click"
 FIELDS = ("g", "r", "i", "u", "n", "k", "w", "to")
 REQUIRED = ("g", "r", "i", "n", "k", "to")
 SIGNATURE = "s"
-_KEY = "shelfwise.click_key"
 
 
 def _key() -> bytes:
-    key = current_app.extensions.get(_KEY)
-    if key is None:
-        key = current_app.extensions[_KEY] = derived_key(current_app.config["SHELFWISE"], "click-links")
-    return key
+    return app_key("click-links")
 
 
 def _signature(key: bytes, fields: Mapping[str, str]) -> str:
     message = json.dumps([fields.get(name, "") for name in FIELDS], separators=(",", ":")).encode()
-    digest = hmac.new(key, message, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return signature(key, message)
 
 
 def click_link(base_url: str, fields: Mapping[str, str]) -> str:

@@ -10,32 +10,25 @@ from another browser, is refused. A missing token is a 400 (the form is incomple
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import secrets
 
-from flask import Response, current_app, g, request
+from flask import Response, g, request
 
-from engine.crypto import derived_key
+from engine.api.signing import app_key, signature
 from engine.errors import Forbidden, InvalidInput
 
 COOKIE = "shelfwise_csrf"
 FIELD = "csrf_token"
-_KEY = "shelfwise.csrf_key"
 _ISSUED = "shelfwise_csrf_issued"
 
 
 def _key() -> bytes:
-    key = current_app.extensions.get(_KEY)
-    if key is None:
-        key = current_app.extensions[_KEY] = derived_key(current_app.config["SHELFWISE"], "csrf")
-    return key
+    return app_key("csrf")
 
 
 def _sign(nonce: str) -> str:
-    digest = hmac.new(_key(), nonce.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return signature(_key(), nonce.encode())
 
 
 def csrf_token() -> str:

@@ -166,6 +166,21 @@ def _hash_key(secret_part: str) -> str:
     return hashlib.sha256(secret_part.encode()).hexdigest()
 
 
+def _user_interactions(user_id: str, rows: Iterable[Any]) -> list[Interaction]:
+    """Rows of ``_LATEST_EVENTS`` / ``_USER_EVENTS`` as the user's interactions, in the rows' order."""
+    return [
+        Interaction(
+            user_id=user_id,
+            item_id=r.item_id,
+            event_type=r.event_type,
+            event_value=r.event_value,
+            timestamp=r.timestamp,
+            session_id=r.session_id,
+            recommendation_id=r.recommendation_id,
+        )
+        for r in rows
+    ]
+
 class Store:
     """Reads and writes one Shelfwise database (SQLite or PostgreSQL)."""
 
@@ -432,18 +447,7 @@ class Store:
         group = self.get_dataset_group(dataset_group)
         with self.engine.connect() as conn:
             rows = conn.execute(_LATEST_EVENTS, {"group": group.id, "user": user_id, "limit": limit}).all()
-        return [
-            Interaction(
-                user_id=user_id,
-                item_id=r.item_id,
-                event_type=r.event_type,
-                event_value=r.event_value,
-                timestamp=r.timestamp,
-                session_id=r.session_id,
-                recommendation_id=r.recommendation_id,
-            )
-            for r in reversed(rows)
-        ]
+        return _user_interactions(user_id, reversed(rows))
 
     def user_events(self, dataset_group: str, user_id: str) -> list[Interaction]:
         """Every event of the user, impressions too, oldest first (no cap: filters on event types
@@ -451,18 +455,7 @@ class Store:
         group = self.get_dataset_group(dataset_group)
         with self.engine.connect() as conn:
             rows = conn.execute(_USER_EVENTS, {"group": group.id, "user": user_id}).all()
-        return [
-            Interaction(
-                user_id=user_id,
-                item_id=r.item_id,
-                event_type=r.event_type,
-                event_value=r.event_value,
-                timestamp=r.timestamp,
-                session_id=r.session_id,
-                recommendation_id=r.recommendation_id,
-            )
-            for r in rows
-        ]
+        return _user_interactions(user_id, rows)
 
     def interaction_arrays(self, dataset_group: str) -> InteractionArrays:
         """Every interaction of the group as numpy columns, in timestamp order (ties by id).
