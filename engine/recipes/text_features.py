@@ -128,27 +128,43 @@ def item_features(
     return sp.hstack(blocks, format="csr")
 
 
-def top_neighbours(features: sp.csr_matrix, neighbours: int, *, block: int = 1024) -> sp.csr_matrix:
+def top_neighbours(
+    features: sp.csr_matrix,
+    neighbours: int,
+    *,
+    block: int = 1024,
+    prior: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+) -> sp.csr_matrix:
     """Cosine similarity of every row to every other (rows L2-normalised), keeping each row's
     ``neighbours`` best positive entries; the diagonal is dropped. Computed a block of rows at a
-    time so memory stays at ``block × n`` floats."""
+    time so memory stays at ``block × n`` floats.
+
+    ``prior`` (one positive factor per column) multiplies the similarities before the best are
+    kept: many items share exactly the same categories, and without it the tie among them would
+    be broken by catalogue order rather than by, say, which of them people actually want.
+    ``rows``: compute only these rows (the rest stay empty), when only a few items are asked about."""
     n = features.shape[0]
     features = sp.csr_matrix(features, dtype=np.float32)
     transposed = features.T.tocsc()
-    rows, cols, vals = [], [], []
+    wanted = np.arange(n) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
+    factor = None if prior is None else np.asarray(prior, dtype=np.float32)[None, :]
+    out_rows, cols, vals = [], [], []
     k = max(0, min(neighbours, n - 1))
-    for start in range(0, n if k else 0, block):
-        stop = min(n, start + block)
-        sims = (features[start:stop] @ transposed).toarray()
-        sims[np.arange(stop - start), np.arange(start, stop)] = 0.0
+    for start in range(0, len(wanted) if k else 0, block):
+        chunk = wanted[start : start + block]
+        sims = (features[chunk] @ transposed).toarray()
+        sims[np.arange(len(chunk)), chunk] = 0.0
+        if factor is not None:
+            sims *= factor
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         values = np.take_along_axis(sims, top, axis=1)
         keep = values > 0
-        rows.append(np.nonzero(keep)[0] + start)
+        out_rows.append(chunk[np.nonzero(keep)[0]])
         cols.append(top[keep])
         vals.append(values[keep])
-    if not rows:
+    if not out_rows:
         return sp.csr_matrix((n, n), dtype=np.float32)
     return sp.csr_matrix(
-        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+        (np.concatenate(vals).astype(np.float32), (np.concatenate(out_rows), np.concatenate(cols))), shape=(n, n)
     )

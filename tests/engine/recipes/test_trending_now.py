@@ -1,9 +1,11 @@
 import math
 
+import numpy as np
 import pytest
 
 from engine.errors import InvalidInput
 from engine.recipes import Query, TrainingData, recipe_class
+from engine.recipes.activity import ActivityRequest, RecentActivity
 from engine.recipes.trending_now import TrendingNow
 from tests.engine.recipes.contract import RecipeContract
 
@@ -89,3 +91,48 @@ def test_other_windows_are_refused_when_the_solution_is_created():
 def test_registered_under_personalizes_name_and_arn():
     assert recipe_class("arn:aws:personalize:::recipe/aws-trending-now") is TrendingNow
     assert TrendingNow.recipe_type == "POPULAR_ITEMS"
+
+
+def same(a, b) -> bool:
+    return a.item_ids == b.item_ids and np.array_equal(a.scores, b.scores, equal_nan=True)
+
+
+def live(now: float, counts_by_item: dict[str, list[int]], window: float = 3 * HOUR) -> RecentActivity:
+    """What the serving layer hands over: per item, its counts in the latest window and before."""
+    items = sorted(counts_by_item)
+    return RecentActivity(now, window, np.array(items), np.array([counts_by_item[i] for i in items], dtype=float))
+
+
+def test_live_counts_at_request_time_move_the_trend_without_retraining():
+    model = TrendingNow().fit(events({"rising": [60, 10, 10, 10], "steady": [100, 100, 100, 100]}))
+    later = NOW + 2 * 24 * HOUR
+    # Since training, "steady" took off, and an item added after training is rising too.
+    activity = live(later, {"steady": [400, 100, 100, 100], "new-arrival": [30, 0, 0, 0], "rising": [5, 5, 5, 5]})
+    ranked = model.recommend(Query(num_results=3, activity=activity))
+    assert ranked.item_ids == ("steady", "new-arrival", "rising")
+    assert ranked.scores[:2] == (pytest.approx(300.0), pytest.approx(30.0)) and math.isnan(ranked.scores[2])
+    # Filters and re-ranking see the live order too.
+    assert model.recommend(Query(num_results=1, activity=activity, exclude=frozenset({"steady"}))).item_ids == (
+        "new-arrival",
+    )
+    reranked = model.recommend(Query(candidates=("rising", "new-arrival", "unknown"), activity=activity))
+    assert reranked.item_ids == ("new-arrival", "rising", "unknown")
+    # Without live counts (offline evaluation, batch jobs) it answers as trained.
+    assert model.recommend(Query(num_results=1)).item_ids == ("rising",)
+
+
+def test_live_windows_without_any_event_keep_the_trained_answer():
+    model = TrendingNow().fit(events({"rising": [60, 10, 10, 10], "steady": [100, 100, 100, 100]}))
+    empty = RecentActivity.empty(NOW + 30 * 24 * HOUR, model.activity_request())
+    assert same(model.recommend(Query(num_results=2, activity=empty)), model.recommend(Query(num_results=2)))
+
+
+def test_it_asks_for_its_window_and_event_types_and_keeps_totals_when_saved(tmp_path):
+    model = TrendingNow(trend_window="1h", baseline_windows=5, event_types=["Purchase"])
+    assert model.activity_request() == ActivityRequest(HOUR, 6, ("purchase",))
+    fitted = model.fit(events({"a": [1, 5, 5, 5], "b": [2, 2, 2, 2]}))
+    loaded = TrendingNow.load(fitted.save(tmp_path / "trending.npz"))
+    activity = live(NOW, {"a": [9, 1, 1, 1, 1, 1]}, window=HOUR)
+    query = Query(num_results=2, activity=activity)
+    assert same(loaded.recommend(query), fitted.recommend(query))
+    assert loaded.recommend(query).item_ids[0] == "a"
