@@ -37,6 +37,8 @@ class Settings:
     #: UPDATE training and FULL training: a duration such as 30m, 2h or 7d; "0" turns it off.
     retrain_update_every: str = "2h"
     retrain_full_every: str = "7d"
+    #: Model files kept per solution by scheduled retraining (older unserved versions are archived).
+    retrain_keep_versions: int = 5
     #: Extra settings for tests and embedding.
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -77,6 +77,8 @@ class RetrainPolicy:
 
     update_every: float = 2 * 3600.0
     full_every: float = 7 * 86400.0
+    #: Model files kept per solution after a scheduled training (engine.jobs.retention); 0 keeps all.
+    keep_versions: int = 5
 
     @classmethod
     def from_settings(
@@ -95,6 +97,7 @@ class RetrainPolicy:
             if update_every is not None
             else env(settings.retrain_update_every, "retrain_update_every"),
             full_every=full_every if full_every is not None else env(settings.retrain_full_every, "retrain_full_every"),
+            keep_versions=settings.retrain_keep_versions,
         )
 
     @property
@@ -311,6 +314,15 @@ class Scheduler:
         finally:
             lease.release()
 
+    def _prune(self, group: str, solution: str) -> None:
+        """Old model files go once the new version serves; a failure here is logged, not the training's."""
+        from engine.jobs.retention import prune_versions
+
+        try:
+            prune_versions(self.store, group, solution, keep=self.policy.keep_versions)
+        except Exception:
+            log.exception("retention %s/%s: could not archive old versions", group, solution)
+
     def _train(self, deployment: Deployment, mode: str) -> Outcome:
         from engine.jobs.train import train
 
@@ -331,6 +343,7 @@ class Scheduler:
             for name in campaigns_of(self.store, group, solution):
                 self.store.create_campaign(name, version.id, None, replace=True)  # None keeps its config
                 outcome.campaigns.append(name)
+            self._prune(group, solution)
         except Exception as exc:  # one failure must not stop the server or the other solutions
             outcome.error = exc.message if isinstance(exc, ShelfwiseError) else f"{type(exc).__name__}: {exc}"
             interval = self.policy.full_every if mode == FULL else self.policy.update_every

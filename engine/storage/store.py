@@ -32,6 +32,8 @@ NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}$")
 DOMAINS = ("ECOMMERCE", "VIDEO_ON_DEMAND")
 DATASET_TYPES = ("INTERACTIONS", "ITEMS", "USERS")
 KEY_KINDS = ("public", "secret")
+#: A solution version whose model file retention removed (its record and metrics stay).
+ARCHIVED = "ARCHIVED"
 #: Events that record what a shopper was shown, not what they did: kept for exploration and
 #: attribution, but never folded into a shopper's history or trained on as interest.
 NOT_INTERACTIONS = (IMPRESSION,)
@@ -830,6 +832,29 @@ class Store:
             v.created_at,
         )
 
+    def solution_version_ids(self, dataset_group: str, solution: str) -> list[tuple[str, str]]:
+        """(id, status) of every version of the solution, newest first."""
+        info = self.get_solution(dataset_group, solution)
+        with self.session() as s:
+            rows = s.execute(
+                select(t.SolutionVersion.id, t.SolutionVersion.status)
+                .where(t.SolutionVersion.solution_id == info.id)
+                .order_by(t.SolutionVersion.created_at.desc())
+            ).all()
+        return [(r.id, r.status) for r in rows]
+
+    def served_version_ids(self, dataset_group: str) -> set[str]:
+        """The versions the dataset group's campaigns point at."""
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s:
+            return set(
+                s.scalars(select(t.Campaign.solution_version_id).where(t.Campaign.dataset_group_id == group.id)).all()
+            )
+
+    def set_solution_version_status(self, version_id: str, status: str) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(t.SolutionVersion).where(t.SolutionVersion.id == version_id).values(status=status))
+
     def latest_solution_version(self, dataset_group: str, solution: str) -> SolutionVersionInfo | None:
         info = self.get_solution(dataset_group, solution)
         with self.session() as s:
@@ -852,6 +877,11 @@ class Store:
         """
         check_name(name, "campaign")
         version = self.get_solution_version(solution_version_id)
+        if version.status == ARCHIVED:
+            raise InvalidInput(
+                f"solution version {version.id!r} is archived: retention removed its model file; "
+                "deploy a newer version or train a new one"
+            )
         group = self.get_dataset_group(version.dataset_group)
         with self.session() as s, s.begin():
             row = s.scalar(select(t.Campaign).where(t.Campaign.dataset_group_id == group.id, t.Campaign.name == name))

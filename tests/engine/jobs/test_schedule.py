@@ -14,6 +14,7 @@ import pytest
 
 from engine.errors import InvalidInput
 from engine.jobs.leases import Lease
+from engine.jobs.retention import prune_versions
 from engine.jobs.schedule import (
     FULL,
     SCHEDULER_LEASE,
@@ -272,3 +273,33 @@ def test_only_one_scheduler_loop_leads_and_another_takes_over_when_it_stops(stor
     threads[1].join(10)
     for s in loops:
         s.store.close()
+
+
+def test_old_model_files_are_archived_keeping_the_newest_and_what_campaigns_serve(store, tmp_path):
+    group = shop(store)
+    first = deploy(store, tmp_path, group, "recs", "popularity-count")
+    clock = Clock()
+    scheduler = Scheduler(store, tmp_path, RetrainPolicy(update_every=0, full_every=HOUR, keep_versions=2), clock=clock)
+    made = [first]
+    for _ in range(3):
+        clock.now = max(clock.now, time.time()) + 1.01 * HOUR
+        [outcome] = scheduler.run_due()
+        assert outcome.error is None
+        made.append(outcome.version_id)
+
+    def files_and_statuses(kept: set[str]) -> None:
+        statuses = dict(store.solution_version_ids(group, "recs"))
+        for version_id in made:
+            assert Path(store.get_solution_version(version_id).artifact_path).is_file() == (version_id in kept)
+            assert (statuses[version_id] == "ARCHIVED") == (version_id not in kept)
+
+    files_and_statuses({made[-1], made[-2]})  # the newest two; the campaign serves the newest
+    with pytest.raises(InvalidInput, match="is archived: retention removed its model file"):
+        store.create_campaign("again", first, None)
+
+    # A version a campaign serves keeps its file however old it gets.
+    store.create_campaign("pinned", made[-2], None)
+    made.append(train(store, tmp_path, dataset_group=group, recipe="popularity-count", solution="recs").id)
+    store.create_campaign("recs-campaign", made[-1], None, replace=True)
+    assert prune_versions(store, group, "recs", keep=1) == [made[-2]]  # the one before the newest, now unserved
+    files_and_statuses({made[-1], made[-3]})
