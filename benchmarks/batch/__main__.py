@@ -58,17 +58,9 @@ def build_store(workdir: Path, n_users: int, n_items: int, per_user: float, seed
 
 
 def weighted_matrix(model, data):
-    from engine.recipes.weighting import event_weights, user_item_matrix
+    from engine.recipes.weighting import configured_weights, user_item_matrix
 
-    hp = model.hyperparameters
-    weights = event_weights(
-        data.event_types,
-        data.event_values,
-        data.timestamps,
-        weights=hp["event_weights"],
-        value_threshold=hp["event_value_threshold"],
-        half_life_days=hp["recency_half_life_days"],
-    )
+    weights = configured_weights(model.hyperparameters, data.event_types, data.event_values, data.timestamps)
     return user_item_matrix(data.user_index, data.item_index, weights, data.n_users, data.n_items)
 
 

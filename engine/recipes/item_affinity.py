@@ -29,7 +29,7 @@ from engine.recipes.base import Query, Ranked, Recipe, TrainingData
 from engine.recipes.batching import BatchQuery, UserEvents, event_item_index, full_query
 from engine.recipes.implicit_backend import fit_als
 from engine.recipes.search_space import FloatRange, IntRange, OneOf
-from engine.recipes.weighting import DEFAULT_EVENT_WEIGHTS, event_weights, user_item_matrix
+from engine.recipes.weighting import DEFAULT_EVENT_WEIGHTS, configured_weights, event_weights, user_item_matrix
 
 
 class ItemAffinityHyperparameters(Schema):
@@ -77,14 +77,7 @@ class ItemAffinity(Recipe):
     # ----------------------------------------------------------------- training
     def fit(self, data: TrainingData, *, previous: Self | None = None) -> Self:
         hp = self.hyperparameters
-        weights = event_weights(
-            data.event_types,
-            data.event_values,
-            data.timestamps,
-            weights=hp["event_weights"],
-            value_threshold=hp["event_value_threshold"],
-            half_life_days=hp["recency_half_life_days"],
-        )
+        weights = configured_weights(hp, data.event_types, data.event_values, data.timestamps)
         matrix = user_item_matrix(data.user_index, data.item_index, weights, data.n_users, data.n_items)
         initial = None
         if previous is not None and len(previous.item_factors) and previous.item_factors.shape[1] == hp["factors"]:

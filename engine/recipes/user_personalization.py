@@ -42,7 +42,7 @@ from engine.recipes.search_space import FloatRange, IntRange, OneOf
 from engine.recipes.sequences import recency_ranked, transition_matrix
 from engine.recipes.sparse_io import sparse_arrays, sparse_from
 from engine.recipes.up_selection import FAMILIES, Choice, select
-from engine.recipes.weighting import DEFAULT_EVENT_WEIGHTS, event_weights, user_item_matrix
+from engine.recipes.weighting import DEFAULT_EVENT_WEIGHTS, configured_weights, user_item_matrix
 from engine.records import Interaction
 
 #: How much each older seed item counts when following transitions.
@@ -141,15 +141,7 @@ class UserPersonalization(Recipe):
         return self
 
     def _weights(self, data: TrainingData) -> np.ndarray:
-        hp = self.hyperparameters
-        return event_weights(
-            data.event_types,
-            data.event_values,
-            data.timestamps,
-            weights=hp["event_weights"],
-            value_threshold=hp["event_value_threshold"],
-            half_life_days=hp["recency_half_life_days"],
-        )
+        return configured_weights(self.hyperparameters, data.event_types, data.event_values, data.timestamps)
 
     def _fit_core(
         self,
@@ -217,18 +209,9 @@ class UserPersonalization(Recipe):
         if not history or len(self.item_factors) == 0:
             return None
         hp = self.hyperparameters
-        rows = [(i, e) for e in history if (i := self.item_index(e.item_id)) is not None]
-        if not rows:
+        idx, w = self._known_events(history)
+        if len(idx) == 0:
             return None
-        idx = np.array([i for i, _ in rows], dtype=np.int64)
-        w = event_weights(
-            np.array([e.event_type for _, e in rows], dtype=str),
-            np.array([np.nan if e.event_value is None else e.event_value for _, e in rows], dtype=np.float64),
-            np.array([e.timestamp for _, e in rows], dtype=np.float64),
-            weights=hp["event_weights"],
-            value_threshold=hp["event_value_threshold"],
-            half_life_days=hp["recency_half_life_days"],
-        )
         keep = w > 0
         if not keep.any():
             return None
@@ -255,22 +238,25 @@ class UserPersonalization(Recipe):
     def _known(self, history: Sequence[Interaction]) -> bool:
         return any(self.item_index(e.item_id) is not None for e in history)
 
-    def _history_weights(self, history: Sequence[Interaction]) -> tuple[np.ndarray, np.ndarray]:
-        """Known items of the history, newest first, with their summed event weights."""
-        hp = self.hyperparameters
+    def _known_events(self, history: Sequence[Interaction]) -> tuple[np.ndarray, np.ndarray]:
+        """The catalog index and training weight of each event on a known item, in history order."""
         rows = [(i, e) for e in history if (i := self.item_index(e.item_id)) is not None]
         if not rows:
             return np.empty(0, dtype=np.int64), np.empty(0)
-        w = event_weights(
+        w = configured_weights(
+            self.hyperparameters,
             np.array([e.event_type for _, e in rows], dtype=str),
             np.array([np.nan if e.event_value is None else e.event_value for _, e in rows], dtype=np.float64),
             np.array([e.timestamp for _, e in rows], dtype=np.float64),
-            weights=hp["event_weights"],
-            value_threshold=hp["event_value_threshold"],
-            half_life_days=hp["recency_half_life_days"],
         )
-        idx = np.array([i for i, _ in rows], dtype=np.int64)
-        order = np.array(recency_ranked([i for i, _ in rows]), dtype=np.int64)
+        return np.array([i for i, _ in rows], dtype=np.int64), w
+
+    def _history_weights(self, history: Sequence[Interaction]) -> tuple[np.ndarray, np.ndarray]:
+        """Known items of the history, newest first, with their summed event weights."""
+        idx, w = self._known_events(history)
+        if len(idx) == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        order = np.array(recency_ranked(idx.tolist()), dtype=np.int64)
         total = np.bincount(idx, weights=w, minlength=len(self.item_ids))[order]
         keep = total > 0
         return order[keep], total[keep]

@@ -47,6 +47,21 @@ def event_weights(
     return w
 
 
+def configured_weights(
+    hyperparameters: Mapping[str, object], event_types: np.ndarray, event_values: np.ndarray, timestamps: np.ndarray
+) -> np.ndarray:
+    """:func:`event_weights` with a recipe's own settings (``event_weights``,
+    ``event_value_threshold``, ``recency_half_life_days``), as every weighted recipe reads them."""
+    return event_weights(
+        event_types,
+        event_values,
+        timestamps,
+        weights=hyperparameters["event_weights"],
+        value_threshold=hyperparameters["event_value_threshold"],
+        half_life_days=hyperparameters["recency_half_life_days"],
+    )
+
+
 def user_item_matrix(
     user_index: np.ndarray, item_index: np.ndarray, weights: np.ndarray, n_users: int, n_items: int
 ) -> sp.csr_matrix:
