@@ -13,6 +13,8 @@ then an L×L system per user, instead of an f×f one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -35,20 +37,9 @@ def solve_users(
     base = np.asarray(gram, dtype=np.float64) + regularization * np.eye(f)
     out = np.zeros((n_users, f))
     lengths = np.diff(confidence.indptr)
-    base_inverse = _stable_inverse(base)
+    base_inverse = stable_inverse(base)
     projected = (y.astype(np.float64) @ base_inverse).astype(np.float32) if base_inverse is not None else None
-    users = np.nonzero(lengths)[0]
-    users = users[np.argsort(lengths[users], kind="stable")]
-    start = 0
-    while start < len(users):
-        width = int(lengths[users[start]])
-        small = projected is not None and width <= f
-        per_user = width * width + 2 * width * f if small else f * f + 2 * width * f
-        block = users[start : start + max(1, _BLOCK_ELEMENTS // max(per_user, 1))]
-        # Users come shortest first; a block stops at twice its first user's length, which bounds
-        # both the padding wasted and the memory the estimate above allowed for.
-        block = block[lengths[block] <= 2 * width]
-        start += len(block)
+    for block, small in length_blocks(lengths, f, woodbury=projected is not None, budget=_BLOCK_ELEMENTS):
         index, conf, valid = padded_rows(confidence, block)
         if small:
             out[block] = _woodbury_block(y, projected, index, conf, valid)
@@ -57,7 +48,28 @@ def solve_users(
     return out
 
 
-def _stable_inverse(matrix: np.ndarray) -> np.ndarray | None:
+def length_blocks(
+    lengths: np.ndarray, f: int, *, woodbury: bool, budget: int
+) -> Iterator[tuple[np.ndarray, bool]]:
+    """Rows with items (``lengths`` > 0) in blocks of similar length, each with whether it is solved
+    through Woodbury's identity (rows no longer than the factors, when ``woodbury``); a block's
+    working arrays stay around ``budget`` elements."""
+    users = np.nonzero(lengths)[0]
+    users = users[np.argsort(lengths[users], kind="stable")]
+    start = 0
+    while start < len(users):
+        width = int(lengths[users[start]])
+        small = woodbury and width <= f
+        per_user = width * width + 2 * width * f if small else f * f + 2 * width * f
+        block = users[start : start + max(1, budget // max(per_user, 1))]
+        # Users come shortest first; a block stops at twice its first user's length, which bounds
+        # both the padding wasted and the memory the estimate above allowed for.
+        block = block[lengths[block] <= 2 * width]
+        start += len(block)
+        yield block, small
+
+
+def stable_inverse(matrix: np.ndarray) -> np.ndarray | None:
     """The inverse when it is safe to use (regularised systems); None sends every user to the direct solve."""
     if np.linalg.cond(matrix) > 1e10:
         return None

@@ -140,7 +140,7 @@ class RepeatModel:
         stamps = data.timestamps[events]
         last_ts = stamps[last]
         newest_first = np.lexsort((first, -last_ts, key_row))
-        rank = _rank_within(key_row[newest_first])
+        rank = rank_within(key_row[newest_first])
         kept = newest_first[rank < MAX_SEEN]
         rank = rank[rank < MAX_SEEN]
         k_row = key_row[kept]
@@ -227,7 +227,7 @@ def _ranges(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return row, np.repeat(start, lengths) + offset
 
 
-def _rank_within(rows: np.ndarray) -> np.ndarray:
+def rank_within(rows: np.ndarray) -> np.ndarray:
     """0, 1, 2... within each run of equal values of ``rows`` (which is sorted)."""
     if len(rows) == 0:
         return np.empty(0, dtype=np.int64)

@@ -33,10 +33,10 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from engine.recipes import user_personalization as up
-from engine.recipes.als_batch import grouped_top, padded_rows, sorted_top
+from engine.recipes.als_batch import grouped_top, length_blocks, padded_rows, sorted_top, stable_inverse
 from engine.recipes.base import Ranked
 from engine.recipes.batching import BatchQuery, UserEvents, event_item_index, full_query
-from engine.recipes.repeats import MAX_SEEN
+from engine.recipes.repeats import MAX_SEEN, rank_within
 
 if TYPE_CHECKING:
     from engine.recipes.user_personalization import UserPersonalization
@@ -138,7 +138,7 @@ class _Block:
         self.h_row = key_row[kept]
         self.h_item = self.item_keys[kept] % n_items
         self.h_weight = summed[kept]
-        self.h_rank = _rank_within(self.h_row)
+        self.h_rank = rank_within(self.h_row)
         # A shopper whose known events all weigh nothing scores every item 0: ties everywhere.
         self.usable = self.known_rows & (np.bincount(self.h_row, minlength=n_rows) > 0)
 
@@ -243,7 +243,7 @@ class _Block:
         row = uniq // width
         last_ts = self.timestamps[last]
         order = np.lexsort((first, -last_ts, row))
-        rank = _rank_within(row[order])
+        rank = rank_within(row[order])
         recent = order[rank < MAX_SEEN]
         recent_rank = rank[rank < MAX_SEEN]
         is_known = code[first[recent]] < n_items
@@ -471,7 +471,7 @@ class _Block:
         rows, items, scores = (np.concatenate(p) for p in zip(*pieces, strict=True))
         order = np.lexsort((-scores, rows))
         rows, items, scores = rows[order], items[order], scores[order]
-        rank = _rank_within(rows)
+        rank = rank_within(rows)
         wanted = self.n_wanted[lo:hi][rows]
         # (Nearly) tied scores within the top n + 1: recommend's own arithmetic (and, for exact
         # ties, its partial sort) decides their order.
@@ -496,8 +496,8 @@ class _Block:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """repeats.merge for every row: new suggestions at their rank's calibrated chance and the
         allowed seen items at theirs, by chance; new items first on ties, then each list's order."""
-        new_rank = _rank_within(new_rows)
-        seen_rank = _rank_within(seen_rows)
+        new_rank = rank_within(new_rows)
+        seen_rank = rank_within(seen_rows)
         rows = np.concatenate([new_rows, seen_rows])
         items = np.concatenate([new_items, seen_items])
         scores = np.concatenate([self.model.calibration(new_rank), seen_chance])
@@ -505,7 +505,7 @@ class _Block:
         tiebreak = np.concatenate([new_rank, n_new[seen_rows] + seen_rank])
         order = np.lexsort((tiebreak, -scores, rows))
         rows, items, scores = rows[order], items[order], scores[order]
-        take = _rank_within(rows) < self.n_wanted[rows]
+        take = rank_within(rows) < self.n_wanted[rows]
         return rows[take], items[take], scores[take]
 
 
@@ -552,19 +552,11 @@ def _user_vectors(model: UserPersonalization, weights: sp.csr_matrix) -> np.ndar
     y = model.item_factors.astype(np.float64)
     f = y.shape[1]
     base = model.yty + hp["regularization"] * np.eye(f)
-    projected = y @ np.linalg.inv(base) if np.linalg.cond(base) < 1e10 else None
+    inverse = stable_inverse(base)
+    projected = y @ inverse if inverse is not None else None
     out = np.zeros((weights.shape[0], f))
     lengths = np.diff(weights.indptr)
-    users = np.flatnonzero(lengths)
-    users = users[np.argsort(lengths[users], kind="stable")]
-    start = 0
-    while start < len(users):
-        width = int(lengths[users[start]])
-        small = projected is not None and width <= f
-        per_user = width * width + 2 * width * f if small else f * f + 2 * width * f
-        block = users[start : start + max(1, _SOLVE_ELEMENTS // max(per_user, 1))]
-        block = block[lengths[block] <= 2 * width]
-        start += len(block)
+    for block, small in length_blocks(lengths, f, woodbury=projected is not None, budget=_SOLVE_ELEMENTS):
         index, d, valid = padded_rows(weights, block)
         d = hp["alpha"] * d
         rhs = np.where(valid, 1.0 + d, 0.0)
@@ -579,15 +571,6 @@ def _user_vectors(model: UserPersonalization, weights: sp.csr_matrix) -> np.ndar
             a = base[None] + np.matmul(yu.transpose(0, 2, 1) * d[:, None, :], yu)
             out[block] = np.linalg.solve(a, np.matmul(rhs[:, None, :], yu)[:, 0, :][:, :, None])[:, :, 0]
     return out
-
-
-def _rank_within(rows: np.ndarray) -> np.ndarray:
-    """0, 1, 2... within each run of equal values of ``rows`` (which is sorted)."""
-    if len(rows) == 0:
-        return np.empty(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    lengths = np.diff(np.r_[starts, len(rows)])
-    return np.arange(len(rows)) - np.repeat(starts, lengths)
 
 
 def _factorised(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
