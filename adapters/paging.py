@@ -16,6 +16,7 @@ platform's own, so a skewed clock here cannot open a gap.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -23,8 +24,27 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from adapters.actions import Checkpoint
-from adapters.base import CaseInsensitiveHeaders
+from adapters.base import CaseInsensitiveHeaders, PayloadError
 from engine.records import Record
+
+
+def translate_rows(
+    rows: Sequence[Any], translate: Callable[[dict[str, Any]], Any], *, platform: str, what: str, log: logging.Logger
+) -> list[Record]:
+    """Each row's records (a translation gives one record or a list); a row that is not an object,
+    or that its translation refuses, is logged and skipped: one bad entry must not stop a back-fill."""
+    records: list[Record] = []
+    for row in rows:
+        if not isinstance(row, dict):
+            log.warning("%s back-fill: a %s entry is not an object; skipped", platform, what)
+            continue
+        try:
+            translated = translate(row)
+        except PayloadError as exc:
+            log.warning("%s back-fill: %s %s skipped: %s", platform, what, row.get("id"), exc.message)
+            continue
+        records.extend(translated if isinstance(translated, list) else [translated])
+    return records
 
 
 @dataclass(frozen=True)

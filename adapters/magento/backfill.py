@@ -19,7 +19,7 @@ from adapters.common import parse_time
 from adapters.http import PlatformApiError, RequestsClient
 from adapters.magento import mapping
 from adapters.magento.storefront import Storefront
-from adapters.paging import Page, Stream, answered_at, newest, run_streams
+from adapters.paging import Page, Stream, answered_at, newest, run_streams, translate_rows
 from engine.errors import InvalidInput
 from engine.records import Record
 
@@ -88,17 +88,7 @@ class MagentoBackfill:
             rows = data.get("items") if isinstance(data, dict) else None
             if not isinstance(rows, list):
                 raise PlatformApiError(f"Magento {path} page {page} has no items list")
-            records: list[Record] = []
-            for row in rows:
-                if not isinstance(row, dict):
-                    log.warning("magento back-fill: a %s entry is not an object; skipped", path)
-                    continue
-                try:
-                    translated = translate(row)
-                except PayloadError as exc:
-                    log.warning("magento back-fill: %s %s skipped: %s", path, row.get("id"), exc.message)
-                    continue
-                records.extend(translated if isinstance(translated, list) else [translated])
+            records = translate_rows(rows, translate, platform="magento", what=path, log=log)
             total = data.get("total_count")
             more = page * self.page_size < total if isinstance(total, int) else len(rows) >= self.page_size
             return Page(

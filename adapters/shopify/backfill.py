@@ -20,7 +20,7 @@ from adapters.actions import Checkpoint
 from adapters.base import CaseInsensitiveHeaders, PayloadError, PlatformClient
 from adapters.common import parse_time
 from adapters.http import PlatformApiError, RequestsClient
-from adapters.paging import Page, Stream, answered_at, newest, run_streams
+from adapters.paging import Page, Stream, answered_at, newest, run_streams, translate_rows
 from adapters.shopify import mapping
 from engine.errors import InvalidInput
 from engine.records import Record
@@ -114,17 +114,7 @@ class ShopifyBackfill:
             rows = response.data.get(resource) if isinstance(response.data, dict) else None
             if not isinstance(rows, list):
                 raise PlatformApiError(f"Shopify {resource} page has no {resource!r} list")
-            records: list[Record] = []
-            for row in rows:
-                if not isinstance(row, dict):
-                    log.warning("shopify back-fill: a %s entry is not an object; skipped", resource)
-                    continue
-                try:
-                    translated = translate(row)
-                except PayloadError as exc:
-                    log.warning("shopify back-fill: %s %s skipped: %s", resource, row.get("id"), exc.message)
-                    continue
-                records.extend(translated if isinstance(translated, list) else [translated])
+            records = translate_rows(rows, translate, platform="shopify", what=resource, log=log)
             return Page(
                 records,
                 next_link(response.headers.get("Link")),

@@ -18,7 +18,7 @@ from adapters.actions import Checkpoint
 from adapters.base import PayloadError, PlatformClient
 from adapters.common import parse_time
 from adapters.http import PlatformApiError, RequestsClient
-from adapters.paging import Page, Stream, answered_at, newest, run_streams
+from adapters.paging import Page, Stream, answered_at, newest, run_streams, translate_rows
 from adapters.woocommerce import mapping
 from engine.errors import InvalidInput
 from engine.records import Record
@@ -81,15 +81,7 @@ class WooCommerceBackfill:
             rows = response.data
             if not isinstance(rows, list):
                 raise PlatformApiError(f"WooCommerce {resource} page {page} is not a JSON list")
-            records: list[Record] = []
-            for row in rows:
-                if not isinstance(row, dict):
-                    log.warning("woocommerce back-fill: a %s entry is not an object; skipped", resource)
-                    continue
-                try:
-                    records.extend(translate(row))
-                except PayloadError as exc:
-                    log.warning("woocommerce back-fill: %s %s skipped: %s", resource, row.get("id"), exc.message)
+            records = translate_rows(rows, translate, platform="woocommerce", what=resource, log=log)
             try:
                 total_pages = int(response.headers.get("X-WP-TotalPages"))
             except (TypeError, ValueError):
