@@ -475,13 +475,3 @@ def _unit(scores: np.ndarray) -> np.ndarray:
         return scores
     top = np.abs(scores).max(axis=-1, keepdims=True)
     return scores / np.where(top > 0, top, 1.0)
-
-
-def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
-    """Per row, the column indices of the ``n`` highest scores, best first."""
-    n = min(n, scores.shape[1])
-    if n == 0:
-        return np.empty((scores.shape[0], 0), dtype=np.int64)
-    top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1)

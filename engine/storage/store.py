@@ -38,15 +38,17 @@ ARCHIVED = "ARCHIVED"
 #: attribution, but never folded into a shopper's history or trained on as interest.
 NOT_INTERACTIONS = (IMPRESSION,)
 
+#: What a shopper's events are read as on the request path (see ``_user_interactions``).
+_EVENT_COLUMNS = (
+    t.InteractionRow.item_id,
+    t.InteractionRow.event_type,
+    t.InteractionRow.event_value,
+    t.InteractionRow.timestamp,
+    t.InteractionRow.session_id,
+    t.InteractionRow.recommendation_id,
+)
 _LATEST_EVENTS = (
-    select(
-        t.InteractionRow.item_id,
-        t.InteractionRow.event_type,
-        t.InteractionRow.event_value,
-        t.InteractionRow.timestamp,
-        t.InteractionRow.session_id,
-        t.InteractionRow.recommendation_id,
-    )
+    select(*_EVENT_COLUMNS)
     .where(
         t.InteractionRow.dataset_group_id == bindparam("group"),
         t.InteractionRow.user_id == bindparam("user"),
@@ -56,14 +58,7 @@ _LATEST_EVENTS = (
     .limit(bindparam("limit"))
 )
 _USER_EVENTS = (
-    select(
-        t.InteractionRow.item_id,
-        t.InteractionRow.event_type,
-        t.InteractionRow.event_value,
-        t.InteractionRow.timestamp,
-        t.InteractionRow.session_id,
-        t.InteractionRow.recommendation_id,
-    )
+    select(*_EVENT_COLUMNS)
     .where(t.InteractionRow.dataset_group_id == bindparam("group"), t.InteractionRow.user_id == bindparam("user"))
     .order_by(t.InteractionRow.timestamp, t.InteractionRow.id)
 )

@@ -9,7 +9,7 @@ from engine.recipes.item_affinity import ItemAffinity
 from engine.recipes.item_metadata import feature_matrix
 from engine.recipes.repeats import RankCalibration
 from engine.recipes.sims import Sims
-from engine.recipes.user_personalization import UserPersonalization, _top_rows
+from engine.recipes.user_personalization import UserPersonalization, _top
 from engine.recipes.validation import holdout, validation_users
 from tests.engine.recipes.contract import clustered_data, history
 from tests.engine.recipes.test_up_batch import shop_data
@@ -28,8 +28,7 @@ def dense_tops(probe, cases, family, h, m, g):
         seen, _ = probe._seen(case.history)
         scores[seen] = -np.inf
         scores[(probe.popularity <= 0) & (scores <= 0)] = -np.inf
-        top = _top_rows(scores[None, :], selection.CALIBRATED_RANKS)[0]
-        out.append(top[np.isfinite(scores[top])])
+        out.append(_top(scores, selection.CALIBRATED_RANKS))
     return out
 
 
