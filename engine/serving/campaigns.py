@@ -10,7 +10,6 @@ until the new one is loaded).
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InvalidInput
+from engine.expiring import Expiring
 from engine.recipes import Query, Ranked, Recipe, recipe_class
 from engine.records import Interaction
 from engine.serving.exploration import ExplorationConfig, ExplorationService
@@ -93,8 +93,8 @@ class CampaignService:
         #: Recent catalogue-wide counts for recipes that ask (trending-now), cached a minute.
         self.activity = ActivityService(store)
         self._models: dict[tuple[str, str], tuple[str, Recipe]] = {}
-        self._campaigns: dict[tuple[str, str], tuple[CampaignInfo, float]] = {}
-        self._schemas: dict[str, tuple[Mapping[str, Any] | None, float]] = {}
+        self._campaigns: Expiring[tuple[str, str], CampaignInfo] = Expiring(self.CAMPAIGN_CACHE_SECONDS)
+        self._schemas: Expiring[str, Mapping[str, Any] | None] = Expiring(self.CAMPAIGN_CACHE_SECONDS)
         self._lock = threading.Lock()
 
     #: How long a campaign's deployment (which solution version it serves) is trusted before it is
@@ -103,27 +103,17 @@ class CampaignService:
 
     def campaign(self, dataset_group: str, name: str, *, recommender: bool = False) -> CampaignInfo:
         """The deployment answering for a campaign, or for a recommender (``recommender=True``)."""
-        key = (dataset_group, f"recommender/{name}" if recommender else name)
-        cached = self._campaigns.get(key)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
         if recommender:
             from engine.serving.recommenders import recommender_deployment
 
-            info = recommender_deployment(self.store, dataset_group, name)
-        else:
-            info = self.store.get_campaign(dataset_group, name)
-        self._campaigns[key] = (info, time.monotonic() + self.CAMPAIGN_CACHE_SECONDS)
-        return info
+            return self._campaigns.get(
+                (dataset_group, f"recommender/{name}"), lambda: recommender_deployment(self.store, dataset_group, name)
+            )
+        return self._campaigns.get((dataset_group, name), lambda: self.store.get_campaign(dataset_group, name))
 
     def _items_schema(self, dataset_group: str) -> Mapping[str, Any] | None:
         """The Items schema, read at most once a second (widgets ask for metadata on every request)."""
-        cached = self._schemas.get(dataset_group)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        schema = self.store.get_schema(dataset_group, "ITEMS")
-        self._schemas[dataset_group] = (schema, time.monotonic() + self.CAMPAIGN_CACHE_SECONDS)
-        return schema
+        return self._schemas.get(dataset_group, lambda: self.store.get_schema(dataset_group, "ITEMS"))
 
     def model(self, campaign: CampaignInfo) -> Recipe:
         key = (campaign.dataset_group, campaign.name)

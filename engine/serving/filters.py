@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InvalidInput
+from engine.expiring import Expiring
 from engine.records import Item
 from engine.serving.filters_eval import (
     ALLOW_ALL,
@@ -130,7 +131,7 @@ class FilterService:
         #: How often the catalog is read whole rather than merged with what changed.
         self.full_reload_s = full_reload_s
         self._parsed: dict[tuple[int, str], FilterExpression] = {}
-        self._infos: dict[tuple[str, str], tuple[FilterInfo, float]] = {}
+        self._infos: Expiring[tuple[str, str], FilterInfo] = Expiring(self.FILTER_CACHE_SECONDS)
         self._catalogs: dict[str, _CatalogEntry] = {}
         self._lock = threading.Lock()
 
@@ -143,12 +144,7 @@ class FilterService:
 
     def compiled(self, dataset_group: str, name: str) -> FilterExpression:
         """The parsed filter, parsed once per process (a recreated filter has a new row id)."""
-        cached = self._infos.get((dataset_group, name))
-        if cached is not None and cached[1] > time.monotonic():
-            info = cached[0]
-        else:
-            info = storage.get_filter(self.store, dataset_group, name)
-            self._infos[(dataset_group, name)] = (info, time.monotonic() + self.FILTER_CACHE_SECONDS)
+        info = self._infos.get((dataset_group, name), lambda: storage.get_filter(self.store, dataset_group, name))
         key = (info.id, info.expression)
         parsed = self._parsed.get(key)
         if parsed is None:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import AlreadyExists, InvalidInput, NotFound, Unauthorized
+from engine.expiring import Expiring
 from engine.records import IMPRESSION, Alias, Erasure, Interaction, Item, Record, User
 from engine.storage import tables as t
 from engine.storage.db import make_engine
@@ -189,8 +190,8 @@ class Store:
         # name → (group, expiry): every request resolves its dataset group, and names map to ids
         # for a group's whole life; the short expiry bounds what another process's delete and
         # re-create of the same name can leave stale here.
-        self._groups: dict[str, tuple[DatasetGroupInfo, float]] = {}
-        self._keys: dict[bytes, tuple[ApiKeyInfo, float]] = {}
+        self._groups: Expiring[str, DatasetGroupInfo] = Expiring(self.GROUP_CACHE_SECONDS)
+        self._keys: Expiring[bytes, ApiKeyInfo] = Expiring(self.KEY_CACHE_SECONDS, max_entries=1000)
         if create:
             t.Base.metadata.create_all(self.engine)
 
@@ -216,16 +217,14 @@ class Store:
     GROUP_CACHE_SECONDS = 5.0
 
     def get_dataset_group(self, name: str) -> DatasetGroupInfo:
-        cached = self._groups.get(name)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        return self._groups.get(name, lambda: self._read_dataset_group(name))
+
+    def _read_dataset_group(self, name: str) -> DatasetGroupInfo:
         with self.session() as s:
             row = s.scalar(select(t.DatasetGroup).where(t.DatasetGroup.name == name))
         if row is None:
             raise NotFound(f"dataset group {name!r} does not exist")
-        info = DatasetGroupInfo(row.id, row.name, row.domain, row.created_at)
-        self._groups[name] = (info, time.monotonic() + self.GROUP_CACHE_SECONDS)
-        return info
+        return DatasetGroupInfo(row.id, row.name, row.domain, row.created_at)
 
     def list_dataset_groups(self) -> list[DatasetGroupInfo]:
         with self.session() as s:
@@ -234,7 +233,7 @@ class Store:
 
     def delete_dataset_group(self, name: str) -> None:
         group = self.get_dataset_group(name)
-        self._groups.pop(name, None)
+        self._groups.discard(name)
         self._keys.clear()
         with self.session() as s, s.begin():
             # Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite only honours
@@ -630,15 +629,7 @@ class Store:
     KEY_CACHE_SECONDS = 1.0
 
     def authenticate_key(self, key: str) -> ApiKeyInfo:
-        digest = hashlib.sha256(key.encode()).digest()
-        cached = self._keys.get(digest)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        info = self._authenticate_key(key)
-        if len(self._keys) > 1000:
-            self._keys.clear()
-        self._keys[digest] = (info, time.monotonic() + self.KEY_CACHE_SECONDS)
-        return info
+        return self._keys.get(hashlib.sha256(key.encode()).digest(), lambda: self._authenticate_key(key))
 
     def _authenticate_key(self, key: str) -> ApiKeyInfo:
         key_id, _, secret_part = key.partition(".")
