@@ -28,6 +28,7 @@ from engine.expiring import Expiring
 from engine.records import IMPRESSION, Alias, Erasure, Interaction, Item, Record, User
 from engine.storage import tables as t
 from engine.storage.db import make_engine
+from engine.storage.upgrade import upgrade_schema
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}$")
 DOMAINS = ("ECOMMERCE", "VIDEO_ON_DEMAND")
@@ -193,7 +194,8 @@ class Store:
         self._groups: Expiring[str, DatasetGroupInfo] = Expiring(self.GROUP_CACHE_SECONDS)
         self._keys: Expiring[bytes, ApiKeyInfo] = Expiring(self.KEY_CACHE_SECONDS, max_entries=1000)
         if create:
-            t.Base.metadata.create_all(self.engine)
+            # Tables a newer release added, and the columns and indexes older tables lack.
+            upgrade_schema(self.engine, t.Base.metadata)
 
     def close(self) -> None:
         self.engine.dispose()
