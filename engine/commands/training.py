@@ -103,6 +103,7 @@ def _cell(value) -> str:
 
 
 def campaign_create(args: argparse.Namespace, settings: Settings) -> None:
+    from engine.jobs.schedule import SYNC_SETTING
     from engine.serving.exploration import ExplorationConfig
 
     config = json.loads(args.config) if args.config else None
@@ -110,6 +111,8 @@ def campaign_create(args: argparse.Namespace, settings: Settings) -> None:
         if not isinstance(config, dict):
             raise InvalidInput("--config must be a JSON object")
         ExplorationConfig.from_campaign(config)  # refuse a bad setting now, not at request time
+        if not isinstance(config.get(SYNC_SETTING, True), bool):
+            raise InvalidInput(f"{SYNC_SETTING} must be true or false")
     campaign = open_store(settings).create_campaign(args.name, args.solution_version, config, replace=args.update)
     emit(
         args,

@@ -226,20 +226,24 @@ def deployments(store: Store, dataset_group: str | None = None) -> list[Deployme
     return out
 
 
+#: Campaign config (Personalize's CampaignConfig field): False pins a campaign to its version, so
+#: scheduled retraining leaves it where it was put; absent or True, it follows each new version.
+SYNC_SETTING = "syncWithLatestSolutionVersion"
+
+
 def campaigns_of(store: Store, dataset_group: str, solution: str) -> list[str]:
-    """The campaigns serving some version of ``solution`` right now (read again after training:
-    one moved elsewhere meanwhile must stay where it was put)."""
+    """The campaigns serving some version of ``solution`` right now that follow new versions (read
+    again after training: one moved elsewhere meanwhile must stay where it was put)."""
     with store.session() as s:
-        return list(
-            s.scalars(
-                select(t.Campaign.name)
-                .join(t.SolutionVersion, t.SolutionVersion.id == t.Campaign.solution_version_id)
-                .join(t.Solution, t.Solution.id == t.SolutionVersion.solution_id)
-                .join(t.DatasetGroup, t.DatasetGroup.id == t.Solution.dataset_group_id)
-                .where(t.DatasetGroup.name == dataset_group, t.Solution.name == solution)
-                .order_by(t.Campaign.name)
-            ).all()
-        )
+        rows = s.execute(
+            select(t.Campaign.name, t.Campaign.config)
+            .join(t.SolutionVersion, t.SolutionVersion.id == t.Campaign.solution_version_id)
+            .join(t.Solution, t.Solution.id == t.SolutionVersion.solution_id)
+            .join(t.DatasetGroup, t.DatasetGroup.id == t.Solution.dataset_group_id)
+            .where(t.DatasetGroup.name == dataset_group, t.Solution.name == solution)
+            .order_by(t.Campaign.name)
+        ).all()
+    return [name for name, config in rows if (config or {}).get(SYNC_SETTING, True) is not False]
 
 
 class Scheduler:

@@ -184,6 +184,10 @@ def test_a_bad_import_reports_every_bad_line_and_imports_nothing(db, tmp_path):
             ("campaign", "create", "c", "--solution-version", "sv-x", "--config", '{"explorationWeight": 2}'),
             "explorationWeight",
         ),
+        (
+            ("campaign", "create", "c", "--solution-version", "x", "--config", '{"syncWithLatestSolutionVersion": 0}'),
+            "syncWithLatestSolutionVersion must be true or false",
+        ),
         (("import", "items", "/no/such/file.csv", "--dataset-group", "shop"), "file.csv"),
         (("connect", "myspace", "--dataset-group", "shop", "--secret", "x"), "unknown platform"),
     ],

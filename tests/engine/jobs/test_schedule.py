@@ -123,6 +123,19 @@ def test_update_runs_when_due_and_the_campaign_moves_keeping_its_config(store, t
     assert Scheduler(store, tmp_path, scheduler.policy).due() == []
 
 
+def test_a_campaign_pinned_with_sync_false_stays_on_its_version(store, tmp_path):
+    group = shop(store)
+    first = deploy(store, tmp_path, group, "recs", "user-personalization", UP, {"syncWithLatestSolutionVersion": False})
+    store.create_campaign("follows", first, {"syncWithLatestSolutionVersion": True})
+    clock = Clock()
+    scheduler = Scheduler(store, tmp_path, RetrainPolicy(update_every=2 * HOUR, full_every=7 * DAY), clock=clock)
+    clock.now += 2.1 * HOUR
+    [outcome] = scheduler.run_due()
+    assert outcome.error is None and outcome.campaigns == ["follows"]
+    assert store.get_campaign(group, "recs-campaign").solution_version_id == first
+    assert store.get_campaign(group, "follows").solution_version_id == outcome.version_id != first
+
+
 def test_full_runs_when_due_and_recipes_without_update_get_only_full(store, tmp_path):
     group = shop(store)
     deploy(store, tmp_path, group, "recs", "user-personalization", UP)
