@@ -97,7 +97,7 @@ def accept(store: Store, dataset_group: str, platform: str, headers: dict[str, s
             ack = adapter.acknowledgement(delivery)
             delivery_id = keep(PING, adapter)
             return Acceptance(delivery_id, PING, ack.status if ack else 200, ack.body if ack else None)
-        adapter.verify(delivery, found.secret)
+        found.verify(adapter, delivery)
     except SignatureError as exc:
         # Shopify's compliance rules require a 401 for a bad HMAC (platforms.md §1.6).
         return Acceptance(keep(REJECTED, adapter, exc.message), REJECTED, 401, error=exc.message, error_code=exc.code)

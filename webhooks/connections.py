@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
+from adapters.base import Adapter, Delivery, SignatureError
 from engine.errors import NotFound
 from engine.storage import tables as t
 from engine.storage.store import Store
@@ -59,11 +60,41 @@ class Lookup:
     group_name: str
     secret: str | None
     config: dict[str, Any]
+    #: The secret a rotation replaced (``shelfwise connect --rotate``), and until when it counts.
+    previous_secret: str | None = None
+    previous_secret_until: float | None = None
+
+    def verify(self, adapter: Adapter, delivery: Delivery) -> None:
+        """Check the delivery's signature with the current secret, or with the one it replaced
+        while a rotation's grace period lasted when the delivery arrived (retries of deliveries
+        signed before the switch keep arriving); SignatureError from the current secret otherwise."""
+        assert self.secret is not None
+        try:
+            adapter.verify(delivery, self.secret)
+        except SignatureError:
+            until = self.previous_secret_until
+            arrived = time.time() if delivery.received_at is None else delivery.received_at
+            if self.previous_secret is None or until is None or arrived > until:
+                raise
+            try:
+                adapter.verify(delivery, self.previous_secret)
+            except SignatureError:
+                pass
+            else:
+                return
+            raise
 
 
 # Built once, with bound parameters: the intake runs it on every request.
 _LOOKUP = (
-    select(t.DatasetGroup.id, t.DatasetGroup.name, t.Connection.secret, t.Connection.config)
+    select(
+        t.DatasetGroup.id,
+        t.DatasetGroup.name,
+        t.Connection.secret,
+        t.Connection.config,
+        t.Connection.previous_secret,
+        t.Connection.previous_secret_until,
+    )
     .outerjoin(
         t.Connection,
         (t.Connection.dataset_group_id == t.DatasetGroup.id) & (t.Connection.platform == bindparam("platform")),
@@ -78,4 +109,6 @@ def lookup(store: Store, dataset_group: str, platform: str) -> Lookup:
         row = connection.execute(_LOOKUP, {"group": dataset_group, "platform": platform}).first()
     if row is None:
         raise NotFound(f"dataset group {dataset_group!r} does not exist")
-    return Lookup(row.id, row.name, row.secret, dict(row.config or {}))
+    return Lookup(
+        row.id, row.name, row.secret, dict(row.config or {}), row.previous_secret, row.previous_secret_until
+    )

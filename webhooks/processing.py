@@ -79,7 +79,7 @@ def process_deliveries(store: Store, ids: list[int], settings: IntakeSettings | 
     settings = settings or IntakeSettings()
     infos = queue.load(store, ids)
     outcomes: dict[int, Outcome] = {}
-    secrets_seen: dict[tuple[str, str], tuple[str, dict[str, Any]] | None] = {}
+    secrets_seen: dict[tuple[str, str], connections.Lookup | None] = {}
     batch: list[_Parsed] = []
     for position, delivery_id in enumerate(ids):
         info = infos.get(delivery_id)
@@ -106,7 +106,7 @@ def process_deliveries(store: Store, ids: list[int], settings: IntakeSettings | 
 
 
 def _prepare(
-    store: Store, info: queue.StoredDelivery, secrets_seen: dict[tuple[str, str], tuple[str, dict[str, Any]] | None]
+    store: Store, info: queue.StoredDelivery, secrets_seen: dict[tuple[str, str], connections.Lookup | None]
 ) -> Outcome | _Parsed:
     """Everything before ingest: verify, dedupe, parse. Settles the delivery unless it parses."""
     if info.status == PROCESSED:
@@ -128,19 +128,20 @@ def _prepare(
     key = (info.dataset_group, info.platform)
     if key not in secrets_seen:
         try:
-            secrets_seen[key] = store.connection(info.dataset_group, info.platform)
+            found = connections.lookup(store, info.dataset_group, info.platform)
         except NotFound:
-            secrets_seen[key] = None
+            found = None
+        secrets_seen[key] = found if found is not None and found.secret is not None else None
     connection = secrets_seen[key]
     if connection is None:
         return settle(REJECTED, not_connected(info.dataset_group, info.platform))
-    secret, config = connection
+    config = connection.config
     delivery = Delivery.of(info.body, info.headers, received_at=info.received_at)
     try:
         adapter = adapter_class.from_connection(config)
         if adapter.is_ping(delivery):
             return settle(PING)
-        adapter.verify(delivery, secret)
+        connection.verify(adapter, delivery)
     except SignatureError as exc:
         return settle(REJECTED, exc.message)
     except Exception as exc:

@@ -106,13 +106,21 @@ def connect(args: argparse.Namespace, settings: Settings) -> None:
     config.update(_settings_from(args.set or []))
     # A bad setting (an unreadable public key, say) is refused now, not at the first webhook.
     adapters[args.platform].load().from_connection(config)
-    open_store(settings).connect(args.dataset_group, args.platform, args.secret, config)
+    grace = None
+    if args.rotate:
+        from engine.jobs.schedule import format_duration, parse_duration
+
+        grace = parse_duration(args.grace)
+        if grace <= 0:
+            raise InvalidInput("--grace must be a positive duration, e.g. 72h")
+    open_store(settings).connect(args.dataset_group, args.platform, args.secret, config, keep_previous_for=grace)
     path = f"/webhooks/{args.platform}/{args.dataset_group}"
-    emit(
-        args,
-        {"platform": args.platform, "datasetGroup": args.dataset_group, "webhookPath": path},
-        f"connected {args.platform} to {args.dataset_group}: point its webhooks at <server>{path}",
-    )
+    text = f"connected {args.platform} to {args.dataset_group}: point its webhooks at <server>{path}"
+    out = {"platform": args.platform, "datasetGroup": args.dataset_group, "webhookPath": path}
+    if grace is not None:
+        out["previousSecretAcceptedForSeconds"] = grace
+        text += f"; the previous secret is still accepted for {format_duration(grace)}"
+    emit(args, out, text)
 
 
 def register(cli: Cli) -> None:
@@ -158,6 +166,12 @@ def register(cli: Cli) -> None:
     p.add_argument("--dataset-group", required=True)
     p.add_argument("--secret", required=True, help="the platform's webhook signing secret")
     p.add_argument("--shop", help="the shop's domain, e.g. example.myshopify.com")
+    p.add_argument(
+        "--rotate",
+        action="store_true",
+        help="a new secret for an existing connection: keep accepting the old one for --grace",
+    )
+    p.add_argument("--grace", default="72h", help="with --rotate: how long the old secret still counts (default 72h)")
     p.add_argument(
         "--set",
         action="append",

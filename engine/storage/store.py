@@ -648,8 +648,21 @@ class Store:
         return ApiKeyInfo(api_key.key_id, group_name, api_key.kind, tuple(api_key.allowed_origins or ()))
 
     # ----------------------------------------------------------------- platform connections
-    def connect(self, dataset_group: str, platform: str, secret: str, config: dict[str, Any] | None = None) -> None:
-        """Create or replace the dataset group's connection to ``platform``."""
+    def connect(
+        self,
+        dataset_group: str,
+        platform: str,
+        secret: str,
+        config: dict[str, Any] | None = None,
+        *,
+        keep_previous_for: float | None = None,
+    ) -> None:
+        """Create or replace the dataset group's connection to ``platform``.
+
+        ``keep_previous_for`` (seconds) rotates the secret: deliveries signed with the one it
+        replaces are still accepted for that long, since a platform switches over gradually and
+        retries deliveries signed before the switch. Without it, only ``secret`` is accepted.
+        """
         if not secret:
             raise InvalidInput("a connection needs a non-empty secret")
         group = self.get_dataset_group(dataset_group)
@@ -658,8 +671,14 @@ class Store:
                 select(t.Connection).where(t.Connection.dataset_group_id == group.id, t.Connection.platform == platform)
             )
             if row is None:
+                if keep_previous_for is not None:
+                    raise InvalidInput(f"{dataset_group!r} has no {platform} connection yet: no secret to rotate")
                 s.add(t.Connection(dataset_group_id=group.id, platform=platform, secret=secret, config=config or {}))
             else:
+                if keep_previous_for is not None and row.secret != secret:
+                    row.previous_secret, row.previous_secret_until = row.secret, time.time() + keep_previous_for
+                elif keep_previous_for is None:
+                    row.previous_secret, row.previous_secret_until = None, None
                 row.secret = secret
                 row.config = config or {}
 

@@ -138,6 +138,10 @@ class Connection(Base):
     secret: Mapped[str] = mapped_column(Text)
     config: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
+    #: The secret before the last rotation, still accepted until ``previous_secret_until`` (epoch
+    #: seconds) while the platform switches over to the new one.
+    previous_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_secret_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class WebhookDelivery(Base):

@@ -141,3 +141,41 @@ def test_connect_refuses_bad_settings_in_one_line(
         db, "connect", "magento", "--dataset-group", "shop1", "--secret", "t", "--set", setting, capsys=capsys
     )
     assert code == 1 and err.startswith(f"shelfwise: error: {message}")
+
+
+def test_connect_rotate_keeps_the_old_secret_for_the_grace_period(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(
+        db, "connect", "shopify", "--dataset-group", "shop1", "--secret", "n3w", "--rotate", "--grace", "2h",
+        "--json", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["previousSecretAcceptedForSeconds"] == 7200
+    body = b'{"id": 1, "line_items": []}'
+    store = Store(db)
+    try:
+        for secret, key in (("s3cret", "old"), ("n3w", "new"), ("other", "forged")):
+            headers = {"X-Shopify-Topic": "orders/create", "X-Shopify-Webhook-Id": key}
+            headers["X-Shopify-Hmac-Sha256"] = sign(body, secret)
+            status = accept(store, "shop1", "shopify", headers, body).http_status
+            assert status == (401 if key == "forged" else 200), key
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--rotate", "--grace", "0"), "--grace must be a positive duration"),
+        (("--rotate", "--grace", "soon"), "invalid duration"),
+    ],
+)
+def test_connect_rotate_refuses_a_bad_grace_period(
+    db: str, args: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(db, "connect", "shopify", "--dataset-group", "shop1", "--secret", "n3w", *args, capsys=capsys)
+    assert code == 1 and err.startswith(f"shelfwise: error: {message}"), err
+
+
+def test_rotating_a_secret_needs_an_existing_connection(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("connect", "woocommerce", "--dataset-group", "shop1", "--secret", "x", "--rotate")
+    code, _, err = cli(db, *args, capsys=capsys)
+    assert code == 1 and "no secret to rotate" in err

@@ -250,3 +250,38 @@ def test_rejected_delivery_replays_after_the_secret_is_corrected(
         assert len(rows(shop, t.InteractionRow)) == 3
     finally:
         shop.store.connect(shop.group, "shopify", SECRET)
+
+
+# --------------------------------------------------------------------- secret rotation
+def test_a_rotated_secret_still_accepts_the_old_one_during_its_grace_period(
+    shop: Shop, send_shopify: Send, order_body: bytes
+) -> None:
+    shop.store.connect(shop.group, "shopify", "new-secret", keep_previous_for=3600)
+    try:
+        assert send_shopify(order_body, secret="new-secret").status_code == 200
+        assert send_shopify(order_body, secret=SECRET).status_code == 200  # a retry signed before the switch
+        assert_error_shape(send_shopify(order_body, secret="neither"), 401, "InvalidSignature")
+        settle(shop.store)
+        statuses = sorted(d.status for d in deliveries(shop))
+        assert statuses.count("rejected") == 1 and statuses.count("processed") == 2
+        assert len(rows(shop, t.InteractionRow)) == 3  # the same order twice: its events once
+    finally:
+        shop.store.connect(shop.group, "shopify", SECRET)
+
+
+def test_after_the_grace_period_or_a_plain_reconnect_only_the_new_secret_counts(
+    shop: Shop, send_shopify: Send, order_body: bytes
+) -> None:
+    shop.store.connect(shop.group, "shopify", "new-secret", keep_previous_for=3600)
+    group_id = shop.store.get_dataset_group(shop.group).id
+    with shop.store.session() as s, s.begin():  # the grace period is over
+        row = s.scalar(select(t.Connection).where(t.Connection.dataset_group_id == group_id))
+        row.previous_secret_until = 1.0
+    try:
+        assert_error_shape(send_shopify(order_body, secret=SECRET), 401, "InvalidSignature")
+        shop.store.connect(shop.group, "shopify", "newer", keep_previous_for=3600)
+        assert send_shopify(order_body, secret="new-secret").status_code == 200
+        shop.store.connect(shop.group, "shopify", "newer")  # no rotation: the previous one stops counting
+        assert_error_shape(send_shopify(order_body, secret="new-secret"), 401, "InvalidSignature")
+    finally:
+        shop.store.connect(shop.group, "shopify", SECRET)
