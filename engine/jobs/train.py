@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.errors import InvalidInput, NotFound, ShelfwiseError
 from engine.jobs.hpo import HpoSettings, check_settings, search
+from engine.jobs.snapshot import read_interactions, snapshot_directory, to_training_data
 from engine.recipes import Recipe, TrainingData, recipe_class
 from engine.recipes.implicit_backend import progress_bars
 from engine.storage import SolutionVersionInfo, Store
@@ -21,20 +22,22 @@ log = logging.getLogger(__name__)
 TRAINING_MODES = ("full", "update")
 
 
-def load_training_data(store: Store, dataset_group: str) -> TrainingData:
-    arrays = store.interaction_arrays(dataset_group)
+def load_training_data(store: Store, dataset_group: str, *, snapshot_dir: str | Path | None = None) -> TrainingData:
+    """The group's training snapshot: interactions in time order, the catalog and the users.
+
+    With ``snapshot_dir`` the interaction columns are kept there and later reads fetch only the
+    interactions added since (engine.jobs.snapshot); a schema with contextual fields reads
+    everything each time (the contexts are read beside the columns, in the same order).
+    """
     # Contextual metadata (device, location...) only where the schema declares it.
-    contexts = interaction_contexts(store, dataset_group) if contextual_fields(store, dataset_group) else None
-    return TrainingData.from_columns(
-        arrays.user_ids,
-        arrays.item_ids,
-        arrays.event_types,
-        arrays.timestamps,
-        arrays.event_values,
-        items=store.items(dataset_group),
-        users=store.users(dataset_group),
-        session_ids=arrays.session_ids,
-        contexts=contexts if contexts is not None and len(contexts) == len(arrays) else None,
+    contextual = bool(contextual_fields(store, dataset_group))
+    columns = read_interactions(store, dataset_group, None if contextual else snapshot_dir)
+    contexts = interaction_contexts(store, dataset_group) if contextual else None
+    return to_training_data(
+        columns,
+        store.items(dataset_group),
+        store.users(dataset_group),
+        contexts if contexts is not None and len(contexts) == len(columns) else None,
     )
 
 
@@ -95,9 +98,15 @@ def train(
         previous = cls.load(last.artifact_path)
 
     started = time.perf_counter()
-    data = load_training_data(store, dataset_group)
+    data = load_training_data(store, dataset_group, snapshot_dir=snapshot_directory(artifact_dir, dataset_group))
     if len(data) == 0:
         raise InvalidInput(f"dataset group {dataset_group!r} has no interactions to train on")
+    # The highest interaction id this version sees, kept in its artifact: the next UPDATE tells
+    # the events this version never saw from the ones it did (None where an older artifact lacks it).
+    watermark = int(data.interaction_ids.max()) if data.interaction_ids is not None else None
+    if previous is not None:
+        seen = previous.data_watermark
+        data.new_events = None if seen is None or data.interaction_ids is None else data.interaction_ids > seen
     # An UPDATE keeps the settings of the version it updates (a search may have chosen them).
     settings = previous.hyperparameters if previous is not None else info.config.get("hyperparameters", {})
     version_id = f"sv-{uuid.uuid4().hex[:16]}"
@@ -108,6 +117,7 @@ def train(
         info = store.set_solution_hyperparameters(info, settings)
     with progress_bars(progress):
         model = cls(**settings).fit(data, previous=previous)
+    model.data_watermark = watermark
     path = Path(artifact_dir) / dataset_group / solution / f"{version_id}.npz"
     model.save(path)
     elapsed = time.perf_counter() - started

@@ -42,6 +42,11 @@ class TrainingData:
     #: Per interaction, its contextual metadata (dict of upper-case field → value, or None);
     #: None when the interactions schema declares no contextual fields.
     contexts: np.ndarray | None = None
+    #: Per interaction, its row id in the store (None when not known).
+    interaction_ids: np.ndarray | None = None
+    #: Per interaction, True for events the previous solution version did not see (set on UPDATE;
+    #: None: unknown, and a recipe refits as if everything were new).
+    new_events: np.ndarray | None = None
 
     @classmethod
     def from_columns(
@@ -56,6 +61,8 @@ class TrainingData:
         users: Mapping[str, User] | None = None,
         session_ids: Sequence[str | None] | np.ndarray | None = None,
         contexts: Sequence[Mapping[str, Any] | None] | np.ndarray | None = None,
+        interaction_ids: Sequence[int] | np.ndarray | None = None,
+        new_events: Sequence[bool] | np.ndarray | None = None,
     ) -> TrainingData:
         """Build vocabularies from external ids; catalog items without events join the vocabulary."""
         users_arr = np.asarray(user_ids, dtype=str)
@@ -78,6 +85,8 @@ class TrainingData:
             users=dict(users or {}),
             session_ids=None if session_ids is None else np.asarray(session_ids, dtype=object),
             contexts=None if contexts is None else _object_array(contexts),
+            interaction_ids=None if interaction_ids is None else np.asarray(interaction_ids, dtype=np.int64),
+            new_events=None if new_events is None else np.asarray(new_events, dtype=bool),
         )
 
     @property
@@ -153,6 +162,9 @@ class Recipe(ABC):
     #: The ranges ``shelfwise train --hpo`` searches (engine.recipes.search_space); empty: the
     #: recipe has nothing worth searching and refuses ``--hpo``.
     hpo_space: ClassVar[SearchSpace] = {}
+    #: The highest interaction id the model was trained on (kept in the artifact's header): the
+    #: next UPDATE trains on what lies above it as new. None where unknown (older artifacts).
+    data_watermark: int | None = None
 
     def __init__(self, **hyperparameters: Any) -> None:
         self.hyperparameters = self.validate_hyperparameters(hyperparameters)
@@ -247,7 +259,12 @@ class Recipe(ABC):
         """Write one ``.npz`` file: arrays, vocabularies and a JSON header; never pickles."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        header = {"format": ARTIFACT_FORMAT, "recipe": self.name, "hyperparameters": self.hyperparameters}
+        header = {
+            "format": ARTIFACT_FORMAT,
+            "recipe": self.name,
+            "hyperparameters": self.hyperparameters,
+            "data_watermark": None if self.data_watermark is None else int(self.data_watermark),
+        }
         arrays = {"item_ids": self.item_ids, **self._arrays()}
         with path.open("wb") as f:
             np.savez(f, __header__=np.array(json.dumps(header)), **arrays)
@@ -270,4 +287,6 @@ class Recipe(ABC):
         recipe = cls(**header["hyperparameters"])
         recipe._set_items(arrays.pop("item_ids"))
         recipe._restore(arrays)
+        watermark = header.get("data_watermark")
+        recipe.data_watermark = None if watermark is None else int(watermark)
         return recipe

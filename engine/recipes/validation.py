@@ -45,6 +45,8 @@ def subset(data: TrainingData, events: np.ndarray) -> TrainingData:
         users=data.users,
         session_ids=None if data.session_ids is None else data.session_ids[events],
         contexts=None if data.contexts is None else data.contexts[events],
+        interaction_ids=None if data.interaction_ids is None else data.interaction_ids[events],
+        new_events=None if data.new_events is None else data.new_events[events],
     )
 
 

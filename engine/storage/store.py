@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, bindparam, delete, func, select, update
+from sqlalchemy import Engine, Text, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +27,7 @@ from engine.errors import AlreadyExists, InvalidInput, NotFound, Unauthorized
 from engine.expiring import Expiring
 from engine.records import IMPRESSION, Alias, Erasure, Interaction, Item, Record, User
 from engine.storage import tables as t
+from engine.storage.columns import InteractionColumns, read_postgres, read_rows, read_sqlite
 from engine.storage.db import make_engine
 from engine.storage.upgrade import upgrade_schema
 
@@ -313,6 +314,7 @@ class Store:
         interactions: list[dict[str, Any]] = []
         items: dict[str, dict[str, Any]] = {}
         users: dict[str, dict[str, Any]] = {}
+        rewritten = False  # stored interactions deleted or re-attributed (training snapshots go stale)
         with self.session() as s, s.begin():
 
             def flush() -> None:
@@ -364,17 +366,24 @@ class Store:
                     counts["users"] += 1
                 elif isinstance(record, Erasure):
                     flush()
-                    self._erase(s, group.id, record)
+                    rewritten = self._erase(s, group.id, record) or rewritten
                     counts["erasures"] += 1
                 elif isinstance(record, Alias):
                     flush()
-                    self._alias(s, group.id, record)
+                    rewritten = self._alias(s, group.id, record) or rewritten
                     counts["aliases"] += 1
                 else:
                     raise InvalidInput(f"not a record: {type(record).__name__}")
                 if len(interactions) >= batch_size or len(items) >= batch_size or len(users) >= batch_size:
                     flush()
             flush()
+            if rewritten:  # last, so concurrent ingests never wait on each other in the other order
+                groups = t.DatasetGroup.__table__
+                s.execute(
+                    update(groups)
+                    .where(groups.c.id == group.id)
+                    .values(interaction_rewrites=groups.c.interaction_rewrites + 1)
+                )
             if processed_delivery is not None:
                 s.execute(
                     update(t.WebhookDelivery)
@@ -415,19 +424,26 @@ class Store:
     )
 
     @classmethod
-    def _alias(cls, s: Session, group_id: int, alias: Alias) -> None:
+    def _alias(cls, s: Session, group_id: int, alias: Alias) -> bool:
+        """Re-attribute the anonymous id's events; True when stored events changed."""
         if alias.anonymous_id == alias.user_id:
-            return
-        s.execute(cls._ALIAS, {"group_id": group_id, "anonymous_id": alias.anonymous_id, "known_id": alias.user_id})
+            return False
+        result = s.execute(
+            cls._ALIAS, {"group_id": group_id, "anonymous_id": alias.anonymous_id, "known_id": alias.user_id}
+        )
+        return bool(result.rowcount)
 
     @staticmethod
-    def _erase(s: Session, group_id: int, erasure: Erasure) -> None:
+    def _erase(s: Session, group_id: int, erasure: Erasure) -> bool:
+        """Delete what the erasure names; True when stored interactions were deleted."""
+        deleted = False
         if erasure.user_id is not None:
-            s.execute(
+            result = s.execute(
                 delete(t.InteractionRow).where(
                     t.InteractionRow.dataset_group_id == group_id, t.InteractionRow.user_id == erasure.user_id
                 )
             )
+            deleted = bool(result.rowcount)
             s.execute(
                 delete(t.UserRow).where(t.UserRow.dataset_group_id == group_id, t.UserRow.user_id == erasure.user_id)
             )
@@ -435,6 +451,7 @@ class Store:
             s.execute(
                 delete(t.ItemRow).where(t.ItemRow.dataset_group_id == group_id, t.ItemRow.item_id == erasure.item_id)
             )
+        return deleted
 
     # ----------------------------------------------------------------- reads
     def latest_events(self, dataset_group: str, user_id: str, limit: int = 500) -> list[Interaction]:
@@ -456,43 +473,63 @@ class Store:
         return _user_interactions(user_id, rows)
 
     def interaction_arrays(self, dataset_group: str) -> InteractionArrays:
-        """Every interaction of the group as numpy columns, in timestamp order (ties by id).
+        """Every interaction of the group as numpy columns, in timestamp order (ties by id)."""
+        columns = self.interaction_columns(dataset_group)
+        order = np.argsort(columns.timestamps, kind="stable")  # the columns come in id order
 
-        Read through the driver's own cursor and ordered in numpy: a result-row object per
-        interaction, and the database's sort, cost several times a model fit on a million of them
-        (benchmarks/training).
-        """
-        group = self.get_dataset_group(dataset_group)
-        query = select(
-            t.InteractionRow.user_id,
-            t.InteractionRow.item_id,
-            t.InteractionRow.event_type,
-            t.InteractionRow.event_value,
-            t.InteractionRow.timestamp,
-            t.InteractionRow.session_id,
-            t.InteractionRow.id,
-        ).where(
-            t.InteractionRow.dataset_group_id == group.id,
-            t.InteractionRow.event_type.notin_(NOT_INTERACTIONS),
-        )
-        rows = self._driver_rows(query)
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 7
-        timestamps = np.array(columns[4], dtype=np.float64)
-        order = np.lexsort((np.array(columns[6], dtype=np.int64), timestamps))
-
-        def strings(values: tuple) -> np.ndarray:
-            out = np.empty(len(values), dtype=object)
-            out[:] = values
-            return out[order]
+        def strings(vocab: np.ndarray, codes: np.ndarray) -> np.ndarray:
+            return np.asarray([*vocab.tolist(), None], dtype=object)[codes[order]]
 
         return InteractionArrays(
-            user_ids=strings(columns[0]),
-            item_ids=strings(columns[1]),
-            event_types=strings(columns[2]),
-            event_values=np.array(columns[3], dtype=np.float64)[order],
-            timestamps=timestamps[order],
-            session_ids=strings(columns[5]),
+            user_ids=strings(columns.user_vocab, columns.user_codes),
+            item_ids=strings(columns.item_vocab, columns.item_codes),
+            event_types=strings(columns.type_vocab, columns.type_codes),
+            event_values=columns.event_values[order],
+            timestamps=columns.timestamps[order],
+            session_ids=strings(columns.session_vocab, columns.session_codes),
         )
+
+    def interaction_columns(self, dataset_group: str, *, after_id: int = 0) -> InteractionColumns:
+        """The group's interactions (impressions left out) with an id above ``after_id``, in id order,
+        strings as integer codes (engine.storage.columns): what training reads, all of it or, over a
+        snapshot, only what is new (a primary-key range)."""
+        group = self.get_dataset_group(dataset_group)
+        args = (self.engine, group.id, NOT_INTERACTIONS, int(after_id))
+        columns = None
+        if self._dialect == "sqlite":
+            columns = read_sqlite(*args)
+        elif self._dialect == "postgresql":
+            columns = read_postgres(*args)
+        return read_rows(*args) if columns is None else columns
+
+    def interactions_through(self, dataset_group: str, watermark: int) -> int:
+        """How many of the group's interactions (impressions left out) have an id up to
+        ``watermark``: a training snapshot that holds a different number is out of date."""
+        group = self.get_dataset_group(dataset_group)
+        r = t.InteractionRow
+        query = select(func.count()).where(
+            r.dataset_group_id == group.id, r.id <= int(watermark), r.event_type.notin_(NOT_INTERACTIONS)
+        )
+        if self._dialect == "sqlite":  # a scan of the rowid range, not a row lookup per index entry
+            query = text(
+                "SELECT count(*) FROM interactions NOT INDEXED WHERE dataset_group_id = :group AND id <= :watermark"
+                " AND event_type NOT IN :excluded"
+            ).bindparams(
+                bindparam("excluded", expanding=True),
+                group=group.id,
+                watermark=int(watermark),
+                excluded=list(NOT_INTERACTIONS),
+            )
+        with self.session() as s:
+            return int(s.scalar(query))
+
+    def interaction_rewrites(self, dataset_group: str) -> int:
+        """How many ingests have deleted or re-attributed stored interactions of the group (erasures,
+        aliases): a training snapshot taken at another count is out of date."""
+        group = self.get_dataset_group(dataset_group)
+        with self.session() as s:
+            value = s.scalar(select(t.DatasetGroup.interaction_rewrites).where(t.DatasetGroup.id == group.id))
+        return int(value or 0)
 
     def _driver_rows(self, query: Any) -> list[tuple]:
         """A select's rows as the database driver returns them (plain tuples; JSON columns as the
@@ -520,13 +557,18 @@ class Store:
         """Catalog entries by id: all of them, or just ``item_ids`` (unknown ids are left out)."""
         group = self.get_dataset_group(dataset_group)
         if item_ids is None:
-            # The whole catalog (training): plain driver rows, not ORM objects.
+            # The whole catalog (training): plain driver rows, not ORM objects, and the properties
+            # as JSON text decoded in one json.loads call (one per item cost more than the read).
             rows = self._driver_rows(
-                select(t.ItemRow.item_id, t.ItemRow.properties, t.ItemRow.creation_timestamp).where(
+                select(t.ItemRow.item_id, cast(t.ItemRow.properties, Text), t.ItemRow.creation_timestamp).where(
                     t.ItemRow.dataset_group_id == group.id
                 )
             )
-            return {i: Item(i, dict(_json(p) or {}), c) for i, p, c in rows}
+            if not rows:
+                return {}
+            ids, texts, created = zip(*rows, strict=True)
+            properties = json.loads("[" + ",".join(p or "null" for p in texts) + "]")
+            return {i: Item(i, p or {}, c) for i, p, c in zip(ids, properties, created, strict=True)}
         query = select(t.ItemRow).where(t.ItemRow.dataset_group_id == group.id)
         if item_ids is not None:
             wanted = list(dict.fromkeys(item_ids))

@@ -39,6 +39,9 @@ class DatasetGroup(Base):
     name: Mapped[str] = mapped_column(String(63), unique=True)
     domain: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[float] = mapped_column(Float, default=_now)
+    #: Ingests that deleted or re-attributed stored interactions (erasures, aliases): a training
+    #: snapshot of the interactions is out of date once this moves (engine.jobs.snapshot).
+    interaction_rewrites: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class DatasetSchema(Base):

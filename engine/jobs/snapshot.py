@@ -1,0 +1,208 @@
+"""Training snapshots: a dataset group's interactions kept as columns between trainings.
+
+Reading every interaction from the store on every training costs more than an UPDATE may take in
+all. So after each read the training job keeps the columns it read (integer codes and their
+vocabularies, event types, values, timestamps, session and interaction ids) in one ``.npz`` file of
+plain arrays (no pickle) under the artifact directory, tagged with the highest interaction id it
+holds (the watermark). The next training loads it and asks the store only for the rows above the
+watermark, a primary-key range.
+
+A snapshot is only used while it is provably what a full read would return:
+
+* it was taken from the same database and the same dataset group (same id and creation time);
+* no ingest has since deleted or re-attributed stored interactions (erasures, aliases: the
+  group's ``interaction_rewrites`` count, read before the snapshot's own read);
+* the store still holds exactly as many interactions up to the watermark as the snapshot does (a
+  row deleted behind the store's back, or one with a lower id committed late, changes the count).
+
+Otherwise, or if the file is missing, partial or corrupt, the job reads everything, as without a
+snapshot. Files are written to a temporary name and renamed into place, so a reader sees a whole
+snapshot or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.recipes import TrainingData
+from engine.records import Item, User
+from engine.storage import Store
+from engine.storage.columns import InteractionColumns
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_FORMAT = 1
+SNAPSHOT_DIRECTORY = ".snapshot"
+SNAPSHOT_FILE = "interactions.npz"
+_ARRAYS = (
+    "ids",
+    "user_vocab",
+    "user_codes",
+    "item_vocab",
+    "item_codes",
+    "type_vocab",
+    "type_codes",
+    "event_values",
+    "timestamps",
+    "session_vocab",
+    "session_codes",
+)
+_VOCABULARIES = {"user_codes": "user_vocab", "item_codes": "item_vocab", "type_codes": "type_vocab"}
+
+
+def snapshot_directory(artifact_dir: str | Path, dataset_group: str) -> Path:
+    """Where a group's snapshot lives: beside its solutions' artifacts (solution names cannot
+    start with a dot, so it never collides with one)."""
+    return Path(artifact_dir) / dataset_group / SNAPSHOT_DIRECTORY
+
+
+def read_interactions(store: Store, dataset_group: str, directory: str | Path | None) -> InteractionColumns:
+    """The group's interactions in id order: the snapshot in ``directory`` plus what is new where
+    the snapshot is still valid, else a full read; the result becomes the new snapshot.
+    ``directory`` None: a plain full read, nothing kept."""
+    if directory is None:
+        return store.interaction_columns(dataset_group)
+    directory = Path(directory)
+    # Read before any interaction: a rewrite that lands during the read makes the next training
+    # see a different count and read everything again, never trust a snapshot that missed it.
+    rewrites = store.interaction_rewrites(dataset_group)
+    identity = _identity(store, dataset_group)
+    columns = None
+    snapshot = _load(directory / SNAPSHOT_FILE, identity)
+    if snapshot is not None:
+        meta, kept = snapshot
+        if meta["rewrites"] != rewrites:
+            log.info("snapshot of %s is out of date (interactions erased or re-attributed)", dataset_group)
+        elif store.interactions_through(dataset_group, meta["watermark"]) != len(kept):
+            log.info("snapshot of %s is out of date (interactions up to its watermark changed)", dataset_group)
+        else:
+            new = store.interaction_columns(dataset_group, after_id=meta["watermark"])
+            columns = kept.concat(new)
+            log.info("snapshot of %s: %d interactions kept, %d new read", dataset_group, len(kept), len(new))
+            if not len(new):
+                return columns
+    if columns is None:
+        columns = store.interaction_columns(dataset_group)
+    try:
+        _save(directory, columns, {**identity, "rewrites": rewrites})
+    except OSError as exc:  # a snapshot only saves time: training goes on without one
+        log.warning("could not write the training snapshot of %s: %s", dataset_group, exc)
+    return columns
+
+
+def _identity(store: Store, dataset_group: str) -> dict[str, Any]:
+    group = store.get_dataset_group(dataset_group)
+    database = hashlib.sha256(store.database_url.encode()).hexdigest()
+    return {"format": SNAPSHOT_FORMAT, "database": database, "group_id": group.id, "group_created": group.created_at}
+
+
+def _load(path: Path, identity: Mapping[str, Any]) -> tuple[dict[str, Any], InteractionColumns] | None:
+    """The snapshot at ``path`` if it is whole and of this database and group, else None."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["__meta__"]))
+            if any(meta.get(k) != v for k, v in identity.items()):
+                log.info("ignoring the training snapshot %s: taken from another database or group", path)
+                return None
+            arrays = {name: npz[name] for name in _ARRAYS}
+        columns = InteractionColumns(**arrays)
+        _check(columns, meta)
+        return meta, columns
+    except Exception as exc:  # a partial or corrupt file, whatever the error: read everything instead
+        log.warning("ignoring the training snapshot %s: %s: %s", path, type(exc).__name__, exc)
+        return None
+
+
+def _check(columns: InteractionColumns, meta: Mapping[str, Any]) -> None:
+    """Raise ValueError unless the columns are consistent with each other and with the header."""
+    n = len(columns.ids)
+    arrays = {name: getattr(columns, name) for name in _ARRAYS}
+    for name in ("user_codes", "item_codes", "type_codes", "event_values", "timestamps", "session_codes"):
+        if arrays[name].shape != (n,):
+            raise ValueError(f"{name} holds {arrays[name].shape} values for {n} interactions")
+    if columns.ids.dtype != np.int64 or (n and not np.all(columns.ids[1:] > columns.ids[:-1])):
+        raise ValueError("interaction ids are not ascending int64")
+    if meta.get("count") != n or meta.get("watermark") != (int(columns.ids[-1]) if n else 0):
+        raise ValueError("the header does not match the arrays")
+    for codes, vocab in _VOCABULARIES.items():
+        if n and (arrays[codes].min() < 0 or arrays[codes].max() >= len(arrays[vocab])):
+            raise ValueError(f"{codes} out of range")
+    if n and (columns.session_codes.min() < -1 or columns.session_codes.max() >= len(columns.session_vocab)):
+        raise ValueError("session_codes out of range")
+
+
+def _save(directory: Path, columns: InteractionColumns, identity: Mapping[str, Any]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    n = len(columns)
+    meta = {**identity, "count": n, "watermark": int(columns.ids[-1]) if n else 0}
+    path = directory / SNAPSHOT_FILE
+    partial = directory / f".{SNAPSHOT_FILE}.{uuid.uuid4().hex}.partial"
+    try:
+        with partial.open("wb") as f:
+            arrays = {name: getattr(columns, name) for name in _ARRAYS}
+            np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def to_training_data(
+    columns: InteractionColumns,
+    items: Mapping[str, Item],
+    users: Mapping[str, User],
+    contexts: np.ndarray | None = None,
+) -> TrainingData:
+    """What :meth:`TrainingData.from_columns` builds from the same events in time order (ties by
+    id), without re-sorting a million id strings: only the vocabularies are sorted."""
+    order = np.argsort(columns.timestamps, kind="stable")  # columns come in id order
+    if not len(order):
+        data = TrainingData.from_columns([], [], [], [], items=items, users=users, session_ids=[])
+        data.interaction_ids = np.empty(0, dtype=np.int64)
+        return data
+    user_ids, user_map = _vocabulary(columns.user_vocab, columns.user_codes)
+    item_ids, item_map = _vocabulary(columns.item_vocab, columns.item_codes, items.keys())
+    sessions = np.asarray([*columns.session_vocab.tolist(), None], dtype=object)
+    return TrainingData(
+        user_ids=user_ids,
+        item_ids=item_ids,
+        user_index=user_map[columns.user_codes[order]],
+        item_index=item_map[columns.item_codes[order]],
+        event_types=columns.type_vocab.astype(str)[columns.type_codes[order]],
+        event_values=columns.event_values[order],
+        timestamps=columns.timestamps[order],
+        items=dict(items),
+        users=dict(users),
+        session_ids=sessions[columns.session_codes[order]],
+        contexts=contexts,
+        interaction_ids=columns.ids[order],
+    )
+
+
+def _vocabulary(vocab: np.ndarray, codes: np.ndarray, extra: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted vocabulary of the values in use (plus ``extra``), and code → its position.
+
+    Sorted as np.unique sorts (by code point); a set and a dict, not np.unique over a million
+    strings."""
+    values = vocab.tolist()
+    used = np.bincount(codes, minlength=len(values)) > 0
+    names = set(values if used.all() else np.asarray(values, dtype=object)[used].tolist())
+    names.update(extra)
+    ordered = sorted(names)
+    position = {name: i for i, name in enumerate(ordered)}
+    # Unused entries (none, unless a snapshot kept a value no event uses any more) map to 0.
+    remap = np.fromiter((position.get(v, 0) for v in values), np.int32, len(values))
+    return np.array(ordered, dtype=str), remap

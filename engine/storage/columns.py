@@ -1,0 +1,334 @@
+"""A dataset group's interactions read as numpy columns, for training.
+
+Training reads every interaction of a group (a million rows and more); a Python object per value,
+or the database's sort through the time index (a random row lookup per event), cost more than the
+model fit. So the read scans the table in primary-key order, turns strings into integer codes as it
+goes (a dict per column, no sort of a million strings), and leaves ordering by time to numpy.
+
+On SQLite one aggregate per block of ids hands each text column over as a single string
+(``group_concat``), split in C; the order of the values is checked against the ids read in the
+same statement, and anything unexpected (a separator inside a value, an order SQLite did not keep)
+falls back to plain rows. PostgreSQL does the same with ``string_agg``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, select, text
+
+from engine.storage import tables as t
+
+#: How many ids one block of the SQLite read covers (bounds the strings it builds).
+SQLITE_BLOCK_IDS = 1_000_000
+#: Rows converted at a time on the generic path (bounds the Python objects alive at once).
+FETCH_ROWS = 100_000
+_SEP = "\x1f"
+
+
+@dataclass
+class InteractionColumns:
+    """Interactions in store order (ascending id), strings as codes into vocabularies.
+
+    A vocabulary lists each distinct value once, in no particular order; ``session_codes`` is -1
+    where an event has no session id. This is the shape a training snapshot keeps and extends.
+    """
+
+    ids: np.ndarray  # int64, ascending
+    user_vocab: np.ndarray  # unicode
+    user_codes: np.ndarray  # int32
+    item_vocab: np.ndarray
+    item_codes: np.ndarray
+    type_vocab: np.ndarray
+    type_codes: np.ndarray
+    event_values: np.ndarray  # float64, NaN where absent
+    timestamps: np.ndarray  # float64 epoch seconds
+    session_vocab: np.ndarray
+    session_codes: np.ndarray  # int32, -1: none
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def empty(cls) -> InteractionColumns:
+        no_str, no_code = np.empty(0, dtype=str), np.empty(0, dtype=np.int32)
+        return cls(
+            np.empty(0, dtype=np.int64), no_str, no_code, no_str, no_code, no_str, no_code,
+            np.empty(0), np.empty(0), no_str, no_code,
+        )  # fmt: skip
+
+    def concat(self, later: InteractionColumns) -> InteractionColumns:
+        """These columns followed by ``later`` (all of whose ids are higher), vocabularies merged."""
+        if not len(later):
+            return self
+        if len(self) and later.ids[0] <= self.ids[-1]:
+            raise ValueError("later interactions must all have higher ids")
+
+        def merge(vocab: np.ndarray, codes: np.ndarray, more: np.ndarray, more_codes: np.ndarray):
+            index = {v: i for i, v in enumerate(vocab.tolist())}
+            remap = np.fromiter(map(index.setdefault, more.tolist(), itertools.count(len(index))), np.int64, len(more))
+            # setdefault's default counts every value: renumber the new ones densely after the old.
+            new = remap >= len(vocab)
+            remap[new] = len(vocab) + np.arange(int(new.sum()))
+            merged = np.concatenate([vocab.astype(str), more.astype(str)[new]]) if new.any() else vocab
+            mapped = np.where(more_codes < 0, -1, remap[np.maximum(more_codes, 0)]) if len(more) else more_codes
+            return merged, np.concatenate([codes, mapped.astype(np.int32)])
+
+        users = merge(self.user_vocab, self.user_codes, later.user_vocab, later.user_codes)
+        items = merge(self.item_vocab, self.item_codes, later.item_vocab, later.item_codes)
+        types = merge(self.type_vocab, self.type_codes, later.type_vocab, later.type_codes)
+        sessions = merge(self.session_vocab, self.session_codes, later.session_vocab, later.session_codes)
+        return InteractionColumns(
+            np.concatenate([self.ids, later.ids]),
+            *users,
+            *items,
+            *types,
+            np.concatenate([self.event_values, later.event_values]),
+            np.concatenate([self.timestamps, later.timestamps]),
+            *sessions,
+        )
+
+
+class _Codes:
+    """Integer codes for strings, first come first numbered, over any number of blocks (int32
+    positions: up to 2**31 interactions in one read)."""
+
+    def __init__(self) -> None:
+        self._first: dict[Any, int] = {}
+        self._seen = 0
+
+    def encode(self, values: Sequence[Any]) -> np.ndarray:
+        """Per value, the position of its first occurrence overall (made dense by :meth:`finish`)."""
+        n = len(values)
+        out = np.fromiter(map(self._first.setdefault, values, itertools.count(self._seen)), np.int32, n)
+        self._seen += n
+        return out
+
+    def same(self, value: Any, n: int) -> np.ndarray:
+        """``encode([value] * n)`` without the per-value work."""
+        out = np.full(n, self._first.setdefault(value, self._seen), dtype=np.int32)
+        self._seen += n
+        return out
+
+    def finish(self, positions: np.ndarray) -> tuple[list[Any], np.ndarray]:
+        """The vocabulary (in first-occurrence order) and the dense codes of ``positions``."""
+        firsts = np.fromiter(self._first.values(), np.int32, len(self._first))
+        dense = np.zeros(self._seen, dtype=np.int32)
+        dense[firsts] = np.arange(len(firsts), dtype=np.int32)
+        return list(self._first), dense[positions]
+
+
+def _build(ids, users, items, types, values, stamps, sessions, codes: dict[str, _Codes]) -> InteractionColumns:
+    """Columns from per-block positions (``_Codes.encode``), sorted by id."""
+    ids = np.concatenate(ids) if ids else np.empty(0, dtype=np.int64)
+    if not len(ids):
+        return InteractionColumns.empty()
+    order = None if np.all(ids[1:] > ids[:-1]) else np.argsort(ids, kind="stable")
+
+    def ordered(a: np.ndarray) -> np.ndarray:
+        return a if order is None else a[order]
+
+    def column(name: str, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        vocab, dense = codes[name].finish(np.concatenate(parts))
+        return np.array(vocab, dtype=str), ordered(dense)
+
+    session_vocab, session_codes = codes["session"].finish(np.concatenate(sessions))
+    # Sessions arrive as '+id' or '-' (none): a None-free vocabulary that .npy files can hold.
+    has = np.array([s[0] == "+" for s in session_vocab], dtype=bool)
+    remap = np.where(has, np.cumsum(has) - 1, -1).astype(np.int32)
+    return InteractionColumns(
+        ordered(ids),
+        *column("user", users),
+        *column("item", items),
+        *column("type", types),
+        ordered(np.concatenate(values)),
+        ordered(np.concatenate(stamps)),
+        np.array([s[1:] for s in session_vocab if s[0] == "+"], dtype=str),
+        ordered(remap[session_codes]) if len(remap) else ordered(session_codes),
+    )
+
+
+def _new_codes() -> dict[str, _Codes]:
+    return {name: _Codes() for name in ("user", "item", "type", "session")}
+
+
+def _session_texts(values: Iterable[str | None]) -> list[str]:
+    return ["-" if s is None else "+" + s for s in values]
+
+
+# --------------------------------------------------------------------- SQLite
+def read_sqlite(engine: Engine, group_id: int, excluded: Sequence[str], after_id: int) -> InteractionColumns | None:
+    """The group's interactions with id > ``after_id``, by blocks of ids, in one read transaction;
+    None where a value or an order defeats the fast path (the caller then reads plain rows)."""
+    with engine.connect() as conn:
+        db = conn.connection.driver_connection
+        began = not db.in_transaction
+        if began:
+            db.execute("BEGIN")  # one consistent view (WAL) across the blocks and their queries
+        try:
+            return _sqlite_blocks(db, group_id, tuple(excluded), after_id)
+        finally:
+            if began:
+                db.execute("ROLLBACK")
+
+
+def _sqlite_blocks(db: Any, group_id: int, excluded: tuple[str, ...], after_id: int) -> InteractionColumns | None:
+    top = db.execute("SELECT max(id) FROM interactions").fetchone()[0] or 0
+    not_in = ", ".join("?" * len(excluded))
+    # NOT INDEXED: a scan of the table in rowid order, not a lookup per row through a time index.
+    where = "FROM interactions NOT INDEXED WHERE dataset_group_id = ? AND id > ? AND id <= ?" + (
+        f" AND event_type NOT IN ({not_in})" if excluded else ""
+    )
+    aggregate = (
+        "SELECT count(*), count(event_value), count(session_id), total(timestamp <> CAST(timestamp AS INTEGER)),"
+        " group_concat(id, ' '), group_concat(user_id, char(31)), group_concat(item_id, char(31)),"
+        " group_concat(event_type, char(31)), group_concat(CAST(timestamp AS INTEGER), ' ') " + where
+    )
+    codes = _new_codes()
+    ids, users, items, types, values, stamps, sessions = [], [], [], [], [], [], []
+    low = after_id
+    while low < top:
+        high = min(top, low + SQLITE_BLOCK_IDS)
+        args = (group_id, low, high, *excluded)
+        n, n_values, n_sessions, fractional, *texts = db.execute(aggregate, args).fetchone()
+        low = high
+        if not n:
+            continue
+        block_ids = np.fromstring(texts[0], dtype=np.int64, sep=" ")
+        if len(block_ids) != n or not np.all(block_ids[1:] > block_ids[:-1]):
+            return None  # not in rowid order: nothing guarantees the columns line up with numeric reads
+        split = [text.split(_SEP) for text in texts[1:4]]
+        if any(len(s) != n for s in split):
+            return None  # a separator inside a value
+        if fractional:
+            rows = db.execute("SELECT timestamp " + where + " ORDER BY id", args).fetchall()
+            block_stamps = np.fromiter(itertools.chain.from_iterable(rows), np.float64, n)
+        else:  # whole seconds (the usual epoch timestamps): exact as integer text
+            block_stamps = np.fromstring(texts[4], dtype=np.int64, sep=" ").astype(np.float64)
+        if n_values:
+            rows = db.execute("SELECT event_value " + where + " ORDER BY id", args).fetchall()
+            block_values = np.array([v for (v,) in rows], dtype=np.float64)  # None → NaN
+        else:
+            block_values = np.full(n, np.nan)
+        if n_sessions:
+            rows = db.execute("SELECT session_id " + where + " ORDER BY id", args).fetchall()
+            if len(rows) != n:
+                return None
+            sessions.append(codes["session"].encode(_session_texts(s for (s,) in rows)))
+        else:
+            sessions.append(codes["session"].same("-", n))
+        if len(block_stamps) != n or len(block_values) != n:
+            return None
+        ids.append(block_ids)
+        users.append(codes["user"].encode(split[0]))
+        items.append(codes["item"].encode(split[1]))
+        types.append(codes["type"].encode(split[2]))
+        stamps.append(block_stamps)
+        values.append(block_values)
+    return _build(ids, users, items, types, values, stamps, sessions, codes)
+
+
+# --------------------------------------------------------------------- any database
+def _query(group_id: int, excluded: Sequence[str], after_id: int):
+    r = t.InteractionRow
+    query = select(r.id, r.user_id, r.item_id, r.event_type, r.event_value, r.timestamp, r.session_id).where(
+        r.dataset_group_id == group_id, r.id > after_id
+    )
+    return query.where(r.event_type.notin_(list(excluded))) if excluded else query
+
+
+def read_rows(engine: Engine, group_id: int, excluded: Sequence[str], after_id: int) -> InteractionColumns:
+    """The same columns from plain driver rows, converted a block at a time."""
+    query = _query(group_id, excluded, after_id)
+    codes = _new_codes()
+    ids, users, items, types, values, stamps, sessions = [], [], [], [], [], [], []
+    with engine.connect() as conn:
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        params = compiled.params
+        args = tuple(params[k] for k in compiled.positiontup or ()) if compiled.positional else params
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(str(compiled), args)
+            while rows := cursor.fetchmany(FETCH_ROWS):
+                i, u, it, ty, v, ts, s = zip(*rows, strict=True)
+                ids.append(np.array(i, dtype=np.int64))
+                users.append(codes["user"].encode(u))
+                items.append(codes["item"].encode(it))
+                types.append(codes["type"].encode(ty))
+                values.append(np.array(v, dtype=np.float64))  # None → NaN
+                stamps.append(np.array(ts, dtype=np.float64))
+                sessions.append(codes["session"].encode(_session_texts(s)))
+        finally:
+            cursor.close()
+    return _build(ids, users, items, types, values, stamps, sessions, codes)
+
+
+# --------------------------------------------------------------------- PostgreSQL
+#: Per block of ids: every column as one string (``string_agg``, no row objects). The aggregates of
+#: one statement see the rows in the same order, so the ids line up the other columns; event values
+#: and session ids come with their own ids, only where they are present.
+_POSTGRES_BLOCK = text(
+    "SELECT count(*), string_agg(id::text, ' '), string_agg(user_id, chr(31)), string_agg(item_id, chr(31)),"
+    " string_agg(event_type, chr(31)), string_agg(timestamp::text, ' '),"
+    " string_agg(id::text, ' ') FILTER (WHERE event_value IS NOT NULL),"
+    " string_agg(event_value::text, ' ') FILTER (WHERE event_value IS NOT NULL),"
+    " string_agg(id::text, ' ') FILTER (WHERE session_id IS NOT NULL),"
+    " string_agg(session_id, chr(31)) FILTER (WHERE session_id IS NOT NULL)"
+    " FROM interactions WHERE dataset_group_id = :group AND id > :low AND id <= :high"
+    " AND NOT (event_type = ANY(:excluded))"
+)
+
+
+def read_postgres(engine: Engine, group_id: int, excluded: Sequence[str], after_id: int) -> InteractionColumns | None:
+    """The group's interactions with id > ``after_id``, by blocks of ids, in one repeatable-read
+    transaction; None where a separator inside a value defeats the fast path."""
+    codes = _new_codes()
+    ids, users, items, types, values, stamps, sessions = [], [], [], [], [], [], []
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+        # Floats as text that reads back to the same double (the default since PostgreSQL 12).
+        conn.execute(text("SET LOCAL extra_float_digits = 1"))
+        top = conn.execute(text("SELECT max(id) FROM interactions")).scalar() or 0
+        low = after_id
+        while low < top:
+            high = min(top, low + SQLITE_BLOCK_IDS)
+            row = conn.execute(
+                _POSTGRES_BLOCK, {"group": group_id, "low": low, "high": high, "excluded": list(excluded)}
+            ).one()
+            low = high
+            n = row[0]
+            if not n:
+                continue
+            block_ids = np.fromstring(row[1], dtype=np.int64, sep=" ")
+            split = [row[k].split(_SEP) for k in (2, 3, 4)]
+            block_stamps = np.fromstring(row[5], dtype=np.float64, sep=" ")
+            if len(block_ids) != n or len(block_stamps) != n or any(len(x) != n for x in split):
+                return None
+            order = np.argsort(block_ids)
+            block_values = np.full(n, np.nan)
+            if row[6]:
+                at = np.fromstring(row[6], dtype=np.int64, sep=" ")
+                present = np.fromstring(row[7], dtype=np.float64, sep=" ")
+                if len(at) != len(present):
+                    return None
+                block_values[order[np.searchsorted(block_ids[order], at)]] = present
+            block_sessions = codes["session"].same("-", n)
+            if row[8]:
+                at = np.fromstring(row[8], dtype=np.int64, sep=" ")
+                named = row[9].split(_SEP)
+                if len(at) != len(named):
+                    return None
+                block_sessions[order[np.searchsorted(block_ids[order], at)]] = codes["session"].encode(
+                    ["+" + v for v in named]
+                )
+            ids.append(block_ids)
+            users.append(codes["user"].encode(split[0]))
+            items.append(codes["item"].encode(split[1]))
+            types.append(codes["type"].encode(split[2]))
+            stamps.append(block_stamps)
+            values.append(block_values)
+            sessions.append(block_sessions)
+    return _build(ids, users, items, types, values, stamps, sessions, codes)

@@ -1,0 +1,253 @@
+"""Training snapshots (engine.jobs.snapshot) and the fast interaction read, on SQLite and PostgreSQL:
+a snapshot plus the new rows must give exactly what a full read gives, and anything that makes a
+snapshot doubtful (erasures, aliases, another database, a damaged file) must lead to a full read."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from engine.jobs.snapshot import SNAPSHOT_FILE, read_interactions, snapshot_directory
+from engine.jobs.train import load_training_data, train
+from engine.recipes import TrainingData, recipe_class
+from engine.records import Alias, Erasure, Interaction, Item, User
+from engine.storage import Store
+from engine.storage import columns as storage_columns
+from engine.storage import tables as t
+
+GROUP = "shop"
+
+
+def events(users: range, items: int, start: float, *, seed: int) -> list[Interaction]:
+    """Events with ties in time, fractional seconds, values, sessions and impressions."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for u in users:
+        for k in range(6):
+            kind = ("view", "purchase", "add-to-cart", "impression")[int(rng.integers(0, 4))]
+            out.append(
+                Interaction(
+                    f"u{u}",
+                    f"i{int(rng.integers(0, items))}",
+                    kind,
+                    start + float(rng.integers(0, 5)) + (0.25 if k == 3 else 0.0),
+                    event_value=float(rng.integers(1, 9)) if kind == "purchase" else None,
+                    session_id=f"s{u}-{k // 3}" if u % 3 else None,
+                )
+            )
+    return out
+
+
+def reference(store: Store, group: str = GROUP) -> TrainingData:
+    """What training read before snapshots: ORM rows ordered by the database, then from_columns."""
+    group_id = store.get_dataset_group(group).id
+    r = t.InteractionRow
+    with store.session() as s:
+        rows = s.execute(
+            select(r.user_id, r.item_id, r.event_type, r.timestamp, r.event_value, r.session_id, r.id)
+            .where(r.dataset_group_id == group_id, r.event_type != "impression")
+            .order_by(r.timestamp, r.id)
+        ).all()
+    data = TrainingData.from_columns(
+        [x[0] for x in rows],
+        [x[1] for x in rows],
+        [x[2] for x in rows],
+        [x[3] for x in rows],
+        [math.nan if x[4] is None else x[4] for x in rows],
+        items=store.items(group),
+        users=store.users(group),
+        session_ids=[x[5] for x in rows],
+    )
+    data.interaction_ids = np.array([x[6] for x in rows], dtype=np.int64)
+    return data
+
+
+def assert_same(a: TrainingData, b: TrainingData) -> None:
+    assert a.user_ids.tolist() == b.user_ids.tolist()
+    assert a.item_ids.tolist() == b.item_ids.tolist()
+    assert a.user_index.tolist() == b.user_index.tolist() and a.user_index.dtype == b.user_index.dtype
+    assert a.item_index.tolist() == b.item_index.tolist() and a.item_index.dtype == b.item_index.dtype
+    assert a.event_types.tolist() == b.event_types.tolist()
+    assert np.array_equal(a.event_values, b.event_values, equal_nan=True)
+    assert a.timestamps.tolist() == b.timestamps.tolist()
+    assert a.session_ids.tolist() == b.session_ids.tolist()
+    assert a.items == b.items and a.users == b.users
+    assert a.interaction_ids.tolist() == b.interaction_ids.tolist()
+
+
+@pytest.fixture
+def reads(store, monkeypatch):
+    """Each interaction read the store answers, as the id it read above (0: a full read)."""
+    calls: list[int] = []
+    original = store.interaction_columns
+
+    def spy(group, *, after_id=0):
+        calls.append(after_id)
+        return original(group, after_id=after_id)
+
+    monkeypatch.setattr(store, "interaction_columns", spy)
+    return calls
+
+
+def fill(store: Store) -> None:
+    store.create_dataset_group(GROUP)
+    catalog = [Item(f"i{n}", {"CATEGORY_L1": "shoes" if n % 2 else "hats"}) for n in range(25)]
+    store.ingest(GROUP, [*catalog, User("u1", {"TIER": "gold"}), *events(range(20), 20, 1_700_000_000, seed=1)])
+
+
+def test_the_fast_read_matches_plain_rows_and_the_old_order(store):
+    fill(store)
+    group_id = store.get_dataset_group(GROUP).id
+    fast = (storage_columns.read_sqlite if store.engine.dialect.name == "sqlite" else storage_columns.read_postgres)(
+        store.engine, group_id, ("impression",), 0
+    )
+    assert fast is not None  # ordinary ids take the fast path
+    plain = storage_columns.read_rows(store.engine, group_id, ("impression",), 0)
+    for name in ("ids", "event_values", "timestamps"):
+        assert np.array_equal(getattr(fast, name), getattr(plain, name), equal_nan=True), name
+    for name in ("user", "item", "type", "session"):  # vocabularies come in reading order: compare values
+
+        def decoded(columns, name=name):
+            vocab = [*getattr(columns, f"{name}_vocab").tolist(), None]
+            return [vocab[c] for c in getattr(columns, f"{name}_codes").tolist()]
+
+        assert decoded(fast) == decoded(plain), name
+    assert_same(load_training_data(store, GROUP), reference(store))
+
+
+def test_ids_that_defeat_the_fast_path_still_read_right(store):
+    store.create_dataset_group(GROUP)
+    odd = ["tab\tuser", "back\\slash", "sep\x1fuser", "new\nline", "plain"]
+    store.ingest(
+        GROUP,
+        [Interaction(u, f"item {u}", "view", 1_700_000_000 + k, session_id=u) for k, u in enumerate(odd)]
+        + [Interaction("plain", "i1", "view", 1_700_000_000.5, event_value=2.5)],
+    )
+    assert_same(load_training_data(store, GROUP), reference(store))
+
+
+def test_a_snapshot_plus_new_rows_equals_a_full_read(store, tmp_path, reads):
+    fill(store)
+    directory = snapshot_directory(tmp_path, GROUP)
+    assert_same(load_training_data(store, GROUP, snapshot_dir=directory), reference(store))
+    assert reads == [0] and (directory / SNAPSHOT_FILE).is_file()
+    watermark = int(reference(store).interaction_ids.max())
+
+    # New shoppers, new catalog items, and events tied in time with old ones.
+    store.ingest(GROUP, [Item("i-new", {"CATEGORY_L1": "socks"}), User("u99", {"TIER": "new"})])
+    store.ingest(GROUP, events(range(15, 30), 27, 1_700_000_000, seed=2))
+    reads.clear()
+    data = load_training_data(store, GROUP, snapshot_dir=directory)
+    assert reads == [watermark]  # only the rows above the watermark were read
+    assert_same(data, reference(store))
+
+    # Nothing new: the snapshot alone.
+    reads.clear()
+    assert_same(load_training_data(store, GROUP, snapshot_dir=directory), reference(store))
+    assert reads == [int(data.interaction_ids.max())]
+
+
+@pytest.mark.parametrize("rewrite", [Erasure(user_id="u4"), Alias("u5", "u1")])
+def test_erasures_and_aliases_lead_to_a_full_read(store, tmp_path, reads, rewrite):
+    fill(store)
+    directory = snapshot_directory(tmp_path, GROUP)
+    load_training_data(store, GROUP, snapshot_dir=directory)
+    store.ingest(GROUP, [rewrite, *events(range(40, 42), 20, 1_700_000_100, seed=3)])
+    reads.clear()
+    data = load_training_data(store, GROUP, snapshot_dir=directory)
+    assert_same(data, reference(store))
+    assert reads == [0]
+    # The snapshot written by that full read is good again.
+    store.ingest(GROUP, events(range(50, 52), 20, 1_700_000_200, seed=4))
+    reads.clear()
+    assert_same(load_training_data(store, GROUP, snapshot_dir=directory), reference(store))
+    assert reads[0] > 0
+
+
+def test_rows_deleted_behind_the_stores_back_are_noticed(store, tmp_path, reads):
+    fill(store)
+    directory = snapshot_directory(tmp_path, GROUP)
+    load_training_data(store, GROUP, snapshot_dir=directory)
+    with store.session() as s, s.begin():  # no ingest, no rewrite count: only the row count tells
+        s.execute(t.InteractionRow.__table__.delete().where(t.InteractionRow.user_id == "u2"))
+    reads.clear()
+    assert_same(load_training_data(store, GROUP, snapshot_dir=directory), reference(store))
+    assert reads == [0]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_a_damaged_snapshot_is_ignored(store, tmp_path, reads, damage):
+    fill(store)
+    directory = snapshot_directory(tmp_path, GROUP)
+    load_training_data(store, GROUP, snapshot_dir=directory)
+    path = directory / SNAPSHOT_FILE
+    content = path.read_bytes()
+    damaged = {"truncate": content[: len(content) // 2], "garbage": b"not a snapshot" * 50, "empty": b""}
+    path.write_bytes(damaged[damage])
+    reads.clear()
+    assert_same(load_training_data(store, GROUP, snapshot_dir=directory), reference(store))
+    assert reads == [0]
+    assert not list(directory.glob("*.partial"))
+
+
+def test_a_snapshot_of_another_database_is_ignored(store, tmp_path, reads):
+    fill(store)
+    other = Store(f"sqlite:///{tmp_path}/other.db")
+    other.create_dataset_group(GROUP)
+    other.ingest(GROUP, [Interaction("x", "y", "view", 1.0)])
+    foreign = tmp_path / "foreign"
+    read_interactions(other, GROUP, foreign)
+    other.close()
+    directory = snapshot_directory(tmp_path, GROUP)
+    directory.mkdir(parents=True)
+    shutil.copy(foreign / SNAPSHOT_FILE, directory / SNAPSHOT_FILE)
+    reads.clear()
+    assert_same(load_training_data(store, GROUP, snapshot_dir=directory), reference(store))
+    assert reads == [0]
+
+
+def test_training_records_its_watermark_and_update_marks_new_events(store, tmp_path, monkeypatch):
+    fill(store)
+    cls = recipe_class("popularity-count")
+    seen: list[TrainingData] = []
+    original = cls.fit
+
+    def spy(self, data, *, previous=None):
+        seen.append(data)
+        return original(self, data, previous=previous)
+
+    monkeypatch.setattr(cls, "fit", spy)
+    first = train(store, tmp_path, dataset_group=GROUP, recipe="popularity-count", solution="pop", metrics=False)
+    watermark = int(reference(store).interaction_ids.max())
+    assert cls.load(first.artifact_path).data_watermark == watermark
+    assert seen[0].new_events is None
+
+    store.ingest(GROUP, events(range(60, 63), 20, 1_700_000_300, seed=5))
+    second = train(store, tmp_path, dataset_group=GROUP, recipe="popularity-count", solution="pop", mode="update")
+    data = seen[1]
+    assert data.new_events is not None and data.new_events.tolist() == (data.interaction_ids > watermark).tolist()
+    assert 0 < int(data.new_events.sum()) < len(data)
+    assert cls.load(second.artifact_path).data_watermark == int(reference(store).interaction_ids.max())
+
+
+def test_artifacts_without_a_watermark_still_load(tmp_path):
+    cls = recipe_class("popularity-count")
+    data = TrainingData.from_columns(["u1", "u2"], ["a", "b"], ["view", "view"], [1.0, 2.0])
+    model = cls().fit(data)
+    assert cls.load(model.save(tmp_path / "none.npz")).data_watermark is None
+    model.data_watermark = 41
+    assert cls.load(model.save(tmp_path / "some.npz")).data_watermark == 41
+    # An artifact written before the header had the field.
+    with np.load(tmp_path / "some.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    import json
+
+    header = json.loads(str(arrays["__header__"]))
+    del header["data_watermark"]
+    arrays["__header__"] = np.array(json.dumps(header))
+    np.savez(tmp_path / "old.npz", **arrays)
+    assert cls.load(tmp_path / "old.npz").data_watermark is None
