@@ -10,7 +10,7 @@ the request's context, as much as held-out users show it helps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -37,8 +37,10 @@ class AttributePopularity:
         self.user_ids = np.empty(0, dtype=str)  # sorted, for lookup
         self.user_values = np.empty((0, 0), dtype=np.int32)  # users × fields, -1 = none
 
-    def fit(self, data: TrainingData, item_weights: np.ndarray) -> AttributePopularity:
-        """``item_weights``: the weight of each event (the recipe's event weighting)."""
+    def fit(self, data: TrainingData, item_weights: np.ndarray | Callable[[], np.ndarray]) -> AttributePopularity:
+        """``item_weights``: the weight of each event (the recipe's event weighting), or what
+        computes them, called only when some value is there to learn (most data sets have none,
+        and weighting every event again cost a visible share of a large training)."""
         carriers: dict[str, np.ndarray] = {}  # "FIELD=value" -> events it applies to
         fields = _categorical_fields(data)
         table = np.empty((0, 0), dtype=np.int32)
@@ -64,6 +66,8 @@ class AttributePopularity:
             carriers.setdefault(key, events)
         if not carriers:
             return self
+        if callable(item_weights):
+            item_weights = item_weights()
         total = np.bincount(data.item_index, weights=item_weights, minlength=data.n_items)
         self.items = np.sort(np.argsort(-total, kind="stable")[:MAX_ITEMS])
         column = np.full(data.n_items, -1, dtype=np.int64)

@@ -31,10 +31,13 @@ _CHUNK = 1024
 def field_kinds(items: Mapping[str, Item]) -> dict[str, str]:
     """Field name → "categorical" or "text", for the string fields of the catalog."""
     words: dict[str, list[int]] = {}
+    n_words: dict[str, int] = {}  # per distinct value: catalogs repeat theirs
     for item in items.values():
         for name, value in item.properties.items():
             if isinstance(value, str) and value and name.upper() not in _SKIP:
-                words.setdefault(name, []).append(len(value.split()))
+                if (count := n_words.get(value)) is None:
+                    count = n_words[value] = len(value.split())
+                words.setdefault(name, []).append(count)
     return {
         name: "text" if np.mean(counts) >= TEXT_MIN_WORDS else "categorical"
         for name, counts in words.items()
@@ -89,23 +92,36 @@ def _token_occurrences(
     yields for each item, but with stop words and one-letter words dropped once per distinct
     word instead of once per occurrence."""
     present = [(row, items[i].properties) for row, i in enumerate(item_ids) if i in items]
-    found: list[list[str]] = []
+    index: dict[str, int] = {}
+    # Catalogs repeat their values (a category on thousands of items): each distinct value of a
+    # field is split into tokens once, token ids given in first-occurrence order as before.
+    value_tokens: list[list[int]] = []
+    occurrence_value: list[int] = []
     owners: list[int] = []
     for name, kind in kinds.items():
+        seen_values: dict[str, int] = {}
         for row, properties in present:
             value = properties.get(name)
             if not isinstance(value, str):
                 continue
-            if kind == "categorical":
-                found.append([f"{name}={part.strip().lower()}" for part in value.split("|") if part.strip()])
-            else:
-                found.append(_WORD.findall(value.lower()))
+            at = seen_values.get(value)
+            if at is None:
+                if kind == "categorical":
+                    doc = [f"{name}={part.strip().lower()}" for part in value.split("|") if part.strip()]
+                else:
+                    doc = _WORD.findall(value.lower())
+                at = seen_values[value] = len(value_tokens)
+                value_tokens.append([index.setdefault(t, len(index)) for t in doc])
+            occurrence_value.append(at)
             owners.append(row)
-    index: dict[str, int] = {}
-    token_ids = np.fromiter(
-        (index.setdefault(t, len(index)) for doc in found for t in doc), dtype=np.int64, count=sum(map(len, found))
-    )
-    rows = np.repeat(np.asarray(owners, dtype=np.int64), np.asarray([len(doc) for doc in found], dtype=np.int64))
+    lengths = np.asarray([len(doc) for doc in value_tokens], dtype=np.int64)
+    flat = np.fromiter((t for doc in value_tokens for t in doc), dtype=np.int64, count=int(lengths.sum()))
+    starts = np.cumsum(lengths) - lengths
+    occurrence = np.asarray(occurrence_value, dtype=np.int64)
+    per_occurrence = lengths[occurrence]
+    offsets = np.arange(per_occurrence.sum()) - np.repeat(np.cumsum(per_occurrence) - per_occurrence, per_occurrence)
+    token_ids = flat[np.repeat(starts[occurrence], per_occurrence) + offsets]
+    rows = np.repeat(np.asarray(owners, dtype=np.int64), per_occurrence)
     names = list(index)
     # Category tokens carry "=", which no text word can; only text words are filtered.
     dropped = np.array([("=" not in t) and (t in _STOP or len(t) < 2) for t in names], dtype=bool)
@@ -117,32 +133,95 @@ def neighbour_matrix(
     features: sp.csr_matrix, cold: np.ndarray, warm: np.ndarray, n_items: int, *, neighbours: int
 ) -> sp.csr_matrix:
     """n_items × n_items, rows only for ``cold`` items: each cold item's most similar warm items
-    by metadata, weights summing to 1 (so a cold item's score is a weighted mean of theirs)."""
+    by metadata, weights summing to 1 (so a cold item's score is a weighted mean of theirs).
+
+    Worked out once per distinct metadata row (cold items with the same metadata, common where a
+    catalog is described by categories alone, get the same row), sparsely: a row's best k are
+    read off its non-zero similarities. Only where similarities tie across the k-th place does
+    the choice depend on the rule ties always followed (one argpartition over the whole dense
+    row), and only such rows are laid out densely (:func:`_dense_top`).
+    """
     if len(cold) == 0 or len(warm) == 0 or features.shape[1] == 0:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    rows: list[np.ndarray] = []
+    k = min(neighbours, len(warm))
+    cold_features = features[np.asarray(cold)].tocsr()
+    distinct, owner = _distinct_rows(cold_features)
+    warm_features = features[warm].T.tocsr()
+    rows_of: list[np.ndarray] = []
     cols: list[np.ndarray] = []
     vals: list[np.ndarray] = []
-    k = min(neighbours, len(warm))
-    warm_features = features[warm].T.tocsc()
-    for start in range(0, len(cold), _CHUNK):  # bounded memory on big catalogs
-        chunk = cold[start : start + _CHUNK]
-        similarity = (features[chunk] @ warm_features).toarray()
-        # One argpartition per row, on a fresh negated copy of that row (as the row-by-row loop
-        # this replaces did, so ties at the k-th place fall the same way). Measured with numpy 2.4
-        # at 100,000 items, that beats argpartition(axis=1) over the chunk or over blocks of rows
-        # (big fresh index arrays cost page faults), and so does copying each row's best out at
-        # once: a kept [:k] view would hold its whole n-long index array alive.
-        top = np.empty((len(chunk), k), dtype=np.intp)
-        for r, row in enumerate(similarity):
-            top[r] = np.argpartition(-row, k - 1)[:k]
-        sims = np.take_along_axis(similarity, top, axis=1)
-        keep = sims > 0
-        totals = np.where(keep, sims, 0.0).sum(axis=1, dtype=np.float32)
-        r, c = np.nonzero(keep)
-        rows.append(chunk[r])
-        cols.append(warm[top[r, c]])
-        vals.append(sims[r, c] / totals[r])
+    for start in range(0, len(distinct), _CHUNK):  # bounded memory on big catalogs
+        chunk = distinct[start : start + _CHUNK]
+        similarity = (cold_features[chunk] @ warm_features).tocsr()
+        for r in range(len(chunk)):
+            lo, hi = similarity.indptr[r], similarity.indptr[r + 1]
+            columns, sims = similarity.indices[lo:hi], similarity.data[lo:hi]
+            top = _sparse_top(columns, sims, k)
+            if top is None:
+                top = _dense_top(columns, sims, len(warm), k)
+            chosen = _sims_of(columns, sims, top)
+            keep = chosen > 0
+            if not keep.any():
+                continue
+            # Summed in the order chosen (a dense row's: its argpartition order, as before).
+            total = np.where(keep, chosen, 0.0).sum(dtype=np.float32)
+            rows_of.append(np.full(int(keep.sum()), start + r))
+            cols.append(top[keep])
+            vals.append(chosen[keep] / total)
+    if not rows_of:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    # Each distinct row's neighbours, copied to every cold item that has it.
+    row_of, column, weight = np.concatenate(rows_of), np.concatenate(cols), np.concatenate(vals)
+    starts = np.searchsorted(row_of, np.arange(len(distinct) + 1))
+    lengths = np.diff(starts)[owner]
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    take = np.repeat(starts[owner], lengths) + offsets
+    rows = np.repeat(np.asarray(cold), lengths)
     return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items), dtype=np.float32
+        (weight[take], (rows, np.asarray(warm)[column[take]])), shape=(n_items, n_items), dtype=np.float32
     )
+
+
+def _distinct_rows(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """The first row of each distinct row of ``matrix`` (same columns, same values, same order),
+    and for every row the position of its distinct row among them."""
+    first: dict[bytes, int] = {}
+    owner = np.empty(matrix.shape[0], dtype=np.int64)
+    distinct: list[int] = []
+    for r in range(matrix.shape[0]):
+        lo, hi = matrix.indptr[r], matrix.indptr[r + 1]
+        key = matrix.indices[lo:hi].tobytes() + b"|" + matrix.data[lo:hi].tobytes()
+        at = first.get(key)
+        if at is None:
+            at = first[key] = len(distinct)
+            distinct.append(r)
+        owner[r] = at
+    return np.asarray(distinct, dtype=np.int64), owner
+
+
+def _sims_of(columns: np.ndarray, sims: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """The similarity of each chosen warm position (0 where the row has none stored)."""
+    order = np.argsort(columns, kind="stable")
+    at = np.minimum(np.searchsorted(columns[order], top), max(len(columns) - 1, 0))
+    found = columns[order][at] == top if len(columns) else np.zeros(len(top), dtype=bool)
+    return np.where(found, sims[order][at] if len(columns) else 0.0, 0.0).astype(np.float32)
+
+
+def _sparse_top(columns: np.ndarray, sims: np.ndarray, k: int) -> np.ndarray | None:
+    """The warm positions of a row's best k positive similarities when no tie crosses the k-th
+    place (then the set is the same whichever way ties fall); None when one does."""
+    positive = sims > 0
+    if positive.sum() <= k:
+        return columns[positive]
+    kth = np.partition(sims, len(sims) - k)[len(sims) - k]
+    above = sims >= kth
+    if above.sum() > k:
+        return None
+    return columns[above]
+
+
+def _dense_top(columns: np.ndarray, sims: np.ndarray, n_warm: int, k: int) -> np.ndarray:
+    """The best k of the dense row, ties falling as one argpartition over it sends them."""
+    row = np.zeros(n_warm, dtype=sims.dtype)
+    row[columns] = sims
+    return np.argpartition(-row, k - 1)[:k]

@@ -19,6 +19,7 @@ import numpy as np
 from engine.recipes.base import TrainingData
 from engine.recipes.sequences import events_by_user
 from engine.recipes.validation import INPUT_SHARE
+from engine.recipes.weighting import string_codes
 from engine.records import Interaction
 
 #: At most this many of a user's most recent distinct items are considered for showing again.
@@ -111,9 +112,8 @@ class RepeatModel:
         pool = np.arange(data.n_users) if users is None else np.asarray(users)
         if len(pool) > max_users:
             pool = np.random.default_rng(seed).choice(pool, size=max_users, replace=False)
-        raw, type_code, raw_counts = np.unique(
-            np.asarray(data.event_types, dtype=str), return_inverse=True, return_counts=True
-        )
+        raw, type_code = string_codes(data.event_types)
+        raw_counts = np.bincount(type_code, minlength=len(raw))
         lowered = np.char.lower(raw.astype(str)) if len(raw) else raw
         types, lowered_code = np.unique(lowered, return_inverse=True)
         counts = np.bincount(lowered_code, weights=raw_counts, minlength=len(types))
@@ -241,18 +241,34 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def _logistic(x: np.ndarray, y: np.ndarray, iterations: int = 25) -> np.ndarray:
-    """L2-regularised logistic regression by Newton's method (the bias is not penalised)."""
+    """L2-regularised logistic regression by Newton's method (the bias is not penalised).
+
+    A full Newton step is taken whenever it lowers the penalised loss, and halved until it does
+    otherwise: from the base-rate start, rare repeats (under 1% of seen items) sent plain Newton
+    off to coefficients in the billions, the sigmoid saturated, and all 25 iterations ran."""
     coef = np.zeros(x.shape[1])
     rate = min(max(y.mean(), 1e-6), 1 - 1e-6)
     coef[0] = math.log(rate / (1 - rate))
     penalty = np.full(x.shape[1], _L2)
     penalty[0] = 0.0
+
+    def loss(c: np.ndarray) -> float:
+        z = x @ c
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(penalty * c * c))
+
+    current = loss(coef)
     for _ in range(iterations):
         p = _sigmoid(x @ coef)
         gradient = x.T @ (p - y) + penalty * coef
         hessian = (x.T * (p * (1 - p))) @ x + np.diag(penalty + 1e-9)
         step = np.linalg.solve(hessian, gradient)
+        for _ in range(40):
+            trial = loss(coef - step)
+            if trial <= current:
+                break
+            step = step / 2
         coef -= step
+        current = trial
         if np.abs(step).max() < 1e-6:
             break
     return coef

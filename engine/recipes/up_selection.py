@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from engine.recipes.als_batch import grouped_top, solve_users
 from engine.recipes.attribute_popularity import AttributePopularity
@@ -42,7 +43,6 @@ from engine.recipes.validation import (
     Case,
     holdout,
     interactions,
-    ndcg_at_10,
     request_context,
     validation_users,
 )
@@ -92,7 +92,8 @@ def select(model: UserPersonalization, data: TrainingData, features: sp.csr_matr
     model is left fitted as a side effect (``Selection.fitted``)."""
     hp = model.hyperparameters
     families = FAMILIES if hp["model"] == "auto" else (hp["model"],)
-    if hp["model"] == "auto" and np.unique(data.item_index).size > hp["ease_max_items"] * 4:
+    touched = np.count_nonzero(np.bincount(data.item_index, minlength=data.n_items))
+    if hp["model"] == "auto" and touched > hp["ease_max_items"] * 4:
         families = ("als",)  # EASE would model too small a share of this catalog
     half_lives = (hp["history_half_life"],) if hp["history_half_life"] is not None else HALF_LIVES
     mixes = (hp["sequence_weight"],) if hp["sequence_weight"] is not None else SEQUENCE_WEIGHTS
@@ -108,7 +109,7 @@ def select(model: UserPersonalization, data: TrainingData, features: sp.csr_matr
         return _select_shared(model, data, features, held_out, families, half_lives, mixes)
     train, cases = holdout(data, held_out)
     repeats = RepeatModel.fit(train, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
-    attributes = AttributePopularity().fit(train, model._weights(train))
+    attributes = AttributePopularity().fit(train, lambda: model._weights(train))
     # The held-out users' own items may drop out of the vocabulary; the catalog's do not.
     train_features = features[np.searchsorted(data.item_ids, train.item_ids)]
     best: tuple[float, Choice, RankCalibration] | None = None
@@ -116,7 +117,7 @@ def select(model: UserPersonalization, data: TrainingData, features: sp.csr_matr
         probe = type(model)(**hp)
         probe._fit_core(train, family, features=train_features, need_als=family == "als")
         probe.repeats, probe.attributes = repeats, attributes
-        for choice, calibration, ndcg in score_settings(probe, cases, family, half_lives, mixes):
+        for choice, calibration, ndcg in _scored(probe, cases, family, half_lives, mixes):
             if best is None or ndcg > best[0] + 1e-12:
                 best = (ndcg, choice, calibration)
     assert best is not None
@@ -138,16 +139,30 @@ def _select_shared(
     # One core holds every family asked for (the ALS factors are kept whichever wins).
     model._fit_core(train, "ease" if "ease" in families else "als", features=features, need_als=True)
     model.repeats = RepeatModel.fit(train, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
-    model.attributes = AttributePopularity().fit(train, model._weights(train))
+    model.attributes = AttributePopularity().fit(train, lambda: model._weights(train))
     best: tuple[float, Choice, RankCalibration] | None = None
     for family in families:
-        for choice, calibration, ndcg in score_settings(model, cases, family, half_lives, mixes):
+        for choice, calibration, ndcg in _scored(model, cases, family, half_lives, mixes):
             if best is None or ndcg > best[0] + 1e-12:
                 best = (ndcg, choice, calibration)
     assert best is not None
     if best[1].family != "ease":
         model.ease_items, model.ease_weights = np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
     return Selection(best[1], best[2], fitted=True)
+
+
+def _scored(
+    probe: UserPersonalization,
+    cases: Sequence[Case],
+    family: str,
+    half_lives: Sequence[float | None],
+    mixes: Sequence[float],
+) -> list[tuple[Choice, RankCalibration, float]]:
+    """:func:`score_settings` with BLAS single-threaded, as around the ALS fit: the scoring is
+    many small products and stacked solves, where OpenBLAS's own threads cost more than they
+    give (scoring the 1M benchmark's held-out users took twice as long with them on 2 cores)."""
+    with threadpool_limits(1, "blas"):
+        return list(score_settings(probe, cases, family, half_lives, mixes))
 
 
 def holdout_answers(data: TrainingData, test_users: np.ndarray, *, history_limit: int = 500):
@@ -178,6 +193,8 @@ def holdout_answers(data: TrainingData, test_users: np.ndarray, *, history_limit
         users=data.users,
         session_ids=None if data.session_ids is None else data.session_ids[keep],
         contexts=None if data.contexts is None else data.contexts[keep],
+        interaction_ids=None if data.interaction_ids is None else data.interaction_ids[keep],
+        new_events=None if data.new_events is None else data.new_events[keep],
     )
     return train, cases
 
@@ -199,16 +216,16 @@ def score_settings(
     """
     usable = [c for c in cases if probe._known(c.history)]
     has_context = probe.attributes.has_context and any(c.context for c in usable)
-    settings = [(h, m, g) for h in half_lives for m in mixes for g in (CONTEXT_WEIGHTS if has_context else (0.0,))]
+    context_weights = CONTEXT_WEIGHTS if has_context else (0.0,)
+    settings = [(h, m, g) for h in half_lives for m in mixes for g in context_weights]
     if not usable:
         for h, m, g in settings:
             yield Choice(family, h, m, 0.0, g), RankCalibration(), 0.0
         return
     seen = [probe._seen(c.history) for c in usable]
-    truth = [probe.indices(c.truth) for c in usable]
     tops = {k: np.zeros((len(usable), CALIBRATED_RANKS), dtype=np.int64) for k in settings}
     valid = {k: np.zeros((len(usable), CALIBRATED_RANKS), dtype=bool) for k in settings}
-    scorer = _Scorer(probe, family, usable, [s[0] for s in seen], has_context)
+    scorer = _Scorer(probe, family, usable, [s[0] for s in seen], has_context, mixes, context_weights)
     for lo, hi in scorer.blocks():
         scorer.block(lo, hi)
         for h in half_lives:
@@ -217,28 +234,77 @@ def score_settings(
                 top, ok = scorer.top(key[1], key[2])
                 tops[key][lo:hi, : top.shape[1]] = top
                 valid[key][lo:hi, : top.shape[1]] = ok
+    outcomes = _Outcomes(probe, usable, seen)
     for key in settings:
-        hits = np.zeros((len(usable), CALIBRATED_RANKS))
-        for r in range(len(usable)):
-            hits[r] = np.isin(tops[key][r], truth[r]) & valid[key][r]
+        hits = outcomes.hits(tops[key], valid[key])
         calibration = RankCalibration.from_hits(hits)
-        ndcg = float(
-            np.mean(
-                [
-                    ndcg_at_10(
-                        probe.item_ids[probe._merged(tops[key][r][valid[key][r]], calibration, *seen[r], n=10)[0]],
-                        usable[r].truth,
-                    )
-                    for r in range(len(usable))
-                ]
-            )
-        )
+        ndcg = outcomes.ndcg(tops[key], valid[key], calibration)
         yield Choice(family, key[0], key[1], ndcg, key[2]), calibration, ndcg
+
+
+class _Outcomes:
+    """Hits and NDCG@10 of every held-out user's merged list, all users at once. The same
+    numbers as asking :func:`engine.recipes.repeats.merge` and :func:`ndcg_at_10` user by user
+    (the same sort keys, the same summation order), without a Python loop per user and setting."""
+
+    def __init__(self, probe: UserPersonalization, cases: Sequence[Case], seen: Sequence[tuple]) -> None:
+        n = len(probe.item_ids)
+        count = len(cases)
+        truth = [probe.indices(c.truth) for c in cases]
+        self.truth_keys = np.unique(
+            np.concatenate([r * n + t for r, t in enumerate(truth)] + [np.empty(0, dtype=np.int64)])
+        )
+        self.n = n
+        self.ideal = np.array(
+            [sum(1.0 / math.log2(p + 2) for p in range(min(len(c.truth), 10))) for c in cases], dtype=np.float64
+        )
+        self.discount = np.array([1.0 / math.log2(p + 2) for p in range(10)], dtype=np.float64)
+        width = max((len(items) for items, _ in seen), default=0)
+        self.seen_items = np.zeros((count, width), dtype=np.int64)
+        self.seen_p = np.full((count, width), -np.inf)
+        for r, (items, p) in enumerate(seen):
+            self.seen_items[r, : len(items)] = items
+            self.seen_p[r, : len(items)] = p
+        self.rows = np.arange(count)[:, None]
+
+    def hits(self, tops: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        found = np.isin(self.rows * self.n + tops, self.truth_keys) & valid
+        return found.astype(np.float64)
+
+    def ndcg(self, tops: np.ndarray, valid: np.ndarray, calibration: RankCalibration) -> float:
+        """Mean NDCG@10 of the merged lists: new items (valid ones are a prefix of each row) at
+        their rank's calibrated chance, seen items at theirs; ties go to new items, then to the
+        earlier one (the order :func:`engine.recipes.repeats.merge` sorts by)."""
+        k = tops.shape[1]
+        new_p = np.where(valid, calibration(np.arange(k))[None, :], -np.inf)
+        scores = np.concatenate([new_p, self.seen_p], axis=1)
+        items = np.concatenate([tops, self.seen_items], axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+        ranked = np.take_along_axis(items, order, axis=1)
+        real = np.isfinite(np.take_along_axis(scores, order, axis=1))
+        hit = real & np.isin(self.rows * self.n + ranked, self.truth_keys)
+        # Summed position by position, as ndcg_at_10 adds them up.
+        dcg = np.cumsum(np.where(hit, self.discount[: hit.shape[1]], 0.0), axis=1)[:, -1] if hit.shape[1] else 0.0
+        per_user = np.where(self.ideal > 0, dcg / np.where(self.ideal > 0, self.ideal, 1.0), 0.0)
+        return float(np.mean(per_user))
 
 
 class _Scorer:
     """The held-out users' scores a block at a time: taste per half-life, then per (mix, context
-    weight) the top new items among a few candidates per user (see the module docstring)."""
+    weight) the top new items among a few candidates per user (see the module docstring).
+
+    Candidates per user are their best :data:`CALIBRATED_RANKS` by taste alone plus the "extras"
+    (items whose blended score is not a monotone function of taste). On large catalogs the extras
+    run to thousands per user (everything the transitions reach), nearly all far below the best
+    by taste: once per half-life, extras that no setting being scored could lift to the k-th best
+    taste score are set aside (each score is linear in the mix and the context weight, so the
+    corners of the settings' box bound it). The top k of what is left is then the top k of all,
+    and where scores tie within it (which way ties fall depends on the whole candidate row) that
+    user's row is ranked over every candidate exactly as before (:meth:`_full_rows`).
+    """
+
+    #: Extras within this much of the k-th best taste score are always kept (float32 rounding).
+    _MARGIN = 1e-3
 
     def __init__(
         self,
@@ -247,15 +313,22 @@ class _Scorer:
         cases: Sequence[Case],
         seen: Sequence[np.ndarray],
         has_context: bool,
+        mixes: Sequence[float] = (0.0,),
+        context_weights: Sequence[float] = (0.0,),
     ) -> None:
         self.probe, self.family, self.has_context = probe, family, has_context
+        self.mix_range = (float(min(mixes)), float(max(mixes)))
+        self.weight_range = (float(min(context_weights)), float(max(context_weights)))
         self.n_items = n = len(probe.item_ids)
         self.seen = [np.unique(s).astype(np.int64) for s in seen]
         self.history = [probe._history_weights(c.history) for c in cases]
         self.contexts = [c.context for c in cases]
         self.cold = np.flatnonzero(probe.popularity <= 0)
         hp = probe.hyperparameters
+        self.cold_weight = hp["cold_item_weight"]
         self.borrow = bool(probe.cold_neighbours.nnz) and hp["cold_item_weight"] > 0 and len(self.cold) > 0
+        self.cold_row = np.full(n, -1, dtype=np.int64)
+        self.cold_row[self.cold] = np.arange(len(self.cold))
         if self.borrow:
             of_cold = probe.cold_neighbours[self.cold].tocsr()
             self.neighbours = np.unique(of_cold.indices)
@@ -264,6 +337,9 @@ class _Scorer:
             self.neighbours_of_cold = sp.csr_matrix(
                 (of_cold.data, local[of_cold.indices], of_cold.indptr), shape=(len(self.cold), len(self.neighbours))
             )
+        if has_context:
+            self.lift_column = np.full(n, -1, dtype=np.int64)
+            self.lift_column[probe.attributes.items] = np.arange(len(probe.attributes.items))
         # "What comes next" for every user, sparse (users × items).
         window = hp["sequence_window"]
         from engine.recipes.user_personalization import SEED_DECAY
@@ -272,16 +348,23 @@ class _Scorer:
         for r, (items, _) in enumerate(self.history):
             if len(items) == 0:
                 continue
-            x = probe._input_vector(items[:window], np.power(SEED_DECAY, np.arange(min(len(items), window))))
-            nz = np.flatnonzero(x)
-            rows.append(np.full(len(nz), r))
-            cols.append(nz)
-            vals.append(x[nz])
+            seeds, decay = items[:window], np.power(SEED_DECAY, np.arange(min(len(items), window)))
+            if probe.cold_neighbours.nnz and (probe.popularity[seeds] <= 0).any():
+                x = probe._input_vector(seeds, decay)  # cold seeds count for their neighbours
+                seeds = np.flatnonzero(x)
+                decay = x[seeds]
+            # Otherwise the seeds are distinct known items with positive weights: _input_vector's
+            # non-zeros, without a catalog-sized vector per user.
+            rows.append(np.full(len(seeds), r))
+            cols.append(seeds)
+            vals.append(decay)
         shape = (len(self.history), n)
         seeds = _csr(rows, cols, vals, shape)
         transitions = probe.transitions.astype(np.float64)
         self.sequence = (seeds @ transitions).tocsr() if probe.transitions.nnz else sp.csr_matrix(shape)
+        self.sequence.sort_indices()
         self._input_cache: dict = {}
+        self._padded_factors: np.ndarray | None = None
 
     def blocks(self) -> Iterator[tuple[int, int]]:
         size = max(1, _BLOCK_ELEMENTS // max(self.n_items, 1))
@@ -291,29 +374,53 @@ class _Scorer:
     # ----------------------------------------------------------------- per block
     def block(self, lo: int, hi: int) -> None:
         """What does not depend on the setting: "what comes next", the context lift, and which
-        items each user's blend may lift above their taste order."""
+        items each user's blend may lift above their taste order (the extras)."""
         probe, n = self.probe, self.n_items
         count = hi - lo
         self.lo, self.hi = lo, hi
-        sequence = self.sequence[lo:hi].toarray().astype(np.float32)
-        self.unit_sequence = sequence / _row_top(sequence)[:, None]
-        self.lift = np.zeros((count, n) if self.has_context else (count, 0), dtype=np.float32)
+        # "What comes next", kept sparse: each row divided by its largest value, as _unit does.
+        sequence = self.sequence[lo:hi]
+        seq_rows = np.repeat(np.arange(count), np.diff(sequence.indptr))
+        seq_values = sequence.data.astype(np.float32)
+        nonzero = seq_values != 0
+        seq_rows, seq_items, seq_values = seq_rows[nonzero], sequence.indices[nonzero], seq_values[nonzero]
+        top = np.zeros(count, dtype=np.float32)
+        np.maximum.at(top, seq_rows, np.abs(seq_values))
+        self.sequence_top = np.where(top > 0, top, 1.0).astype(np.float32)
+        unit_values = seq_values / self.sequence_top[seq_rows]
+        self.lift = np.zeros((count, len(probe.attributes.items) if self.has_context else 0), dtype=np.float32)
         if self.has_context:
             for k, r in enumerate(range(lo, hi)):
                 if (row := probe.attributes.context_lift(self.contexts[r])) is not None:
-                    self.lift[k, probe.attributes.items] = row
+                    self.lift[k] = row
         # Items whose blended score is not a monotone function of taste: what the transitions or
         # the context reach, and items with no interactions when they borrow from neighbours.
-        special = sequence != 0
+        special = np.zeros((count, n), dtype=bool)
+        special[seq_rows, seq_items] = True
         if self.has_context:
             special[:, probe.attributes.items] = True
         if self.borrow:
             special[:, self.cold] = True
-        self.special = special
-        self.extra = []
-        for j, r in enumerate(range(lo, hi)):
-            more = np.flatnonzero(special[j])
-            self.extra.append(more[~np.isin(more, self.seen[r], assume_unique=True)])
+        self.seen_rows = np.concatenate([np.full(len(self.seen[r]), k) for k, r in enumerate(range(lo, hi))])
+        self.seen_items = np.concatenate([self.seen[r] for r in range(lo, hi)])
+        special[self.seen_rows, self.seen_items] = False
+        rows_e, items_e = np.nonzero(special)
+        starts = np.searchsorted(rows_e, np.arange(count + 1))
+        self.e_rows, self.e_items = rows_e, items_e.astype(np.int64)
+        self.extra_width = int(np.diff(starts).max(initial=0))
+        # Each extra's "what comes next" (0 where the transitions do not reach it).
+        e_keys = rows_e.astype(np.int64) * n + items_e
+        s_keys = seq_rows.astype(np.int64) * n + seq_items
+        at = np.minimum(np.searchsorted(s_keys, e_keys), max(len(s_keys) - 1, 0))
+        found = s_keys[at] == e_keys if len(s_keys) else np.zeros(len(e_keys), dtype=bool)
+        self.e_sequence = np.where(found, unit_values[at] if len(s_keys) else 0.0, 0.0).astype(np.float32)
+        self.e_cold = probe.popularity[self.e_items] <= 0
+        if self.has_context:
+            column = self.lift_column[self.e_items]
+            self.e_lift = np.where(column >= 0, self.lift[rows_e, np.maximum(column, 0)], 0.0).astype(np.float32)
+        if self.borrow:
+            near = sequence[:, self.neighbours].toarray().astype(np.float32)
+            self.near_sequence = near / self.sequence_top[:, None]
 
     # ----------------------------------------------------------------- per half-life
     def _inputs(self, half_life: float | None) -> np.ndarray | sp.csr_matrix:
@@ -352,21 +459,27 @@ class _Scorer:
         lo, hi = self.lo, self.hi
         count = hi - lo
         inputs = self._inputs(half_life)
-        if self.family == "als":
-            taste = inputs[lo:hi] @ probe.item_factors.T
-        else:
-            taste = np.zeros((count, n), dtype=np.float32)
-            if len(probe.ease_items):
-                taste[:, probe.ease_items] = inputs[lo:hi] @ probe.ease_weights
-        taste /= _row_top(taste)[:, None]
-        self.unit_taste = taste
         groups = -(-n // _GROUP)
-        padded = np.full((count, groups * _GROUP), -np.inf, dtype=np.float32)
-        masked = padded[:, :n]
-        masked[...] = taste
-        masked[self.special] = -np.inf
-        for k, r in enumerate(range(lo, hi)):
-            masked[k, self.seen[r]] = -np.inf
+        # Scored straight into the group layout: padding columns come from zero factors.
+        if self.family == "als":
+            if self._padded_factors is None:
+                self._padded_factors = np.zeros((groups * _GROUP, probe.item_factors.shape[1]), dtype=np.float32)
+                self._padded_factors[:n] = probe.item_factors
+            padded = inputs[lo:hi] @ self._padded_factors.T
+        else:
+            padded = np.zeros((count, groups * _GROUP), dtype=np.float32)
+            if len(probe.ease_items):
+                padded[:, probe.ease_items] = inputs[lo:hi] @ probe.ease_weights
+        taste = padded[:, :n]
+        taste /= _row_top(taste)[:, None]
+        # What the settings need of the unmasked taste, read before masking in place.
+        self.e_taste = taste[self.e_rows, self.e_items]
+        if self.borrow:
+            self.near_taste = taste[:, self.neighbours]
+        padded[:, n:] = -np.inf
+        masked = taste
+        masked[self.e_rows, self.e_items] = -np.inf
+        masked[self.seen_rows, self.seen_items] = -np.inf
         if not self.borrow and len(self.cold):
             # Items with no interactions are left out where they score 0 or less.
             cold = masked[:, self.cold]
@@ -378,56 +491,157 @@ class _Scorer:
         else:
             best = np.argpartition(-masked, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (count, 1))
             values = np.take_along_axis(masked, best, axis=1)
-        width = max((len(e) for e in self.extra), default=0)
-        c = np.zeros((count, k + width), dtype=np.int64)
-        present = np.zeros((count, k + width), dtype=bool)
-        c[:, :k] = best
-        present[:, :k] = np.isfinite(values)
-        for j, e in enumerate(self.extra):
-            c[j, k : k + len(e)] = e
-            present[j, k : k + len(e)] = True
-        self.candidates, self.present = c, present
-        self.c_taste = np.take_along_axis(taste, c, axis=1)
-        self.c_sequence = np.take_along_axis(self.unit_sequence, c, axis=1)
-        self.c_lift = np.take_along_axis(self.lift, c, axis=1) if self.has_context else None
-        self.c_cold = probe.popularity[c] <= 0
+        self.k = k
+        self.best, self.best_present = best, np.isfinite(values)
+        # Where present, the masked value is the taste itself; elsewhere it never counts.
+        self.best_taste = np.where(self.best_present, values, 0.0).astype(np.float32)
+        self.best_cold = probe.popularity[best] <= 0
+        self._set_aside(values.min(axis=1))
+
+    def _set_aside(self, kth: np.ndarray) -> None:
+        """Keep the extras that some setting in the box could lift to ``kth`` (each user's k-th
+        best taste score among the rest; -inf where fewer than k are left: everything is kept),
+        with the parts of their score (taste, "what comes next", lift) for :meth:`top`'s own bound."""
+        t, s = self.e_taste.copy(), self.e_sequence
         if self.borrow:
-            self.near_taste = taste[:, self.neighbours]
-            self.near_sequence = self.unit_sequence[:, self.neighbours]
-            position = np.full(n, -1, dtype=np.int64)
-            position[self.cold] = np.arange(len(self.cold))
-            self.c_cold_at = np.nonzero(self.c_cold & present)
-            self.c_cold_column = position[c[self.c_cold_at]]
+            w = self.cold_weight
+            cold_at = np.flatnonzero(self.e_cold)
+            column = self.cold_row[self.e_items[cold_at]]
+            near_t = (self.neighbours_of_cold @ self.near_taste.T) * w
+            near_s = (self.neighbours_of_cold @ self.near_sequence.T) * w
+            t[cold_at] = near_t[column, self.e_rows[cold_at]]
+            s = s.copy()
+            s[cold_at] = near_s[column, self.e_rows[cold_at]]
+        lift = self.e_lift if self.has_context else None
+        threshold = kth[self.e_rows]
+        open_rows = ~np.isfinite(threshold)
+        with np.errstate(invalid="ignore"):
+            d = t - threshold
+            keep = open_rows.copy()
+            for m in self.mix_range:
+                for g in self.weight_range:
+                    bound = (1.0 - m) * d + m * s
+                    if g and lift is not None:
+                        bound += g * lift
+                    keep |= bound >= -self._MARGIN
+        self.kept = np.flatnonzero(keep)
+        self.kept_bound = (d[self.kept], s[self.kept], None if lift is None else lift[self.kept], open_rows[self.kept])
 
     # ----------------------------------------------------------------- per setting
     def top(self, mix: float, context_weight: float) -> tuple[np.ndarray, np.ndarray]:
         """(items, valid) of the block's users: their best new items, best first."""
-        scores = (1.0 - mix) * self.c_taste + mix * self.c_sequence
-        if self.borrow:
-            near = (1.0 - mix) * self.near_taste + mix * self.near_sequence
-            borrowed = self.probe.hyperparameters["cold_item_weight"] * (self.neighbours_of_cold @ near.T).T
-            scores[self.c_cold_at] = borrowed[self.c_cold_at[0], self.c_cold_column]
+        count, k = self.hi - self.lo, self.k
+        # With a mix of 1 every best-by-taste item scores 0 (and a cold one drops out): no bound.
+        inside = self.mix_range[0] <= mix <= self.mix_range[1] < 1.0 and (
+            self.weight_range[0] <= context_weight <= self.weight_range[1]
+        )
+        if inside:
+            d, s, lift, open_rows = self.kept_bound
+            with np.errstate(invalid="ignore"):
+                bound = (1.0 - mix) * d + mix * s
+                if context_weight and lift is not None:
+                    bound += context_weight * lift
+            kept = self.kept[open_rows | (bound >= -self._MARGIN)]
+        else:
+            kept = np.arange(len(self.e_rows))
+        rows = self.e_rows[kept]
+        # Scores as the full candidate matrix computes them, element for element.
+        extra = self._extra_scores(kept, mix, context_weight)
+        best = (1.0 - mix) * self.best_taste + mix * np.zeros_like(self.best_taste)
         if context_weight:
-            scores += context_weight * self.c_lift
-        scores[~self.present] = -np.inf
-        scores[self.c_cold & (scores <= 0)] = -np.inf
-        k = min(CALIBRATED_RANKS, scores.shape[1])
+            best += context_weight * np.zeros_like(best)
+        best[~self.best_present] = -np.inf
+        best[self.best_cold & (best <= 0)] = -np.inf
+        starts = np.searchsorted(rows, np.arange(count + 1))
+        width = k + int(np.diff(starts).max(initial=0))
+        scores = np.full((count, width), np.inf, dtype=np.float32)  # negated below
+        items = np.zeros((count, width), dtype=np.int64)
+        scores[:, :k], items[:, :k] = -best, self.best
+        # Kept extras stay in candidate order (after the best k, by item), so ties fall by position.
+        column = k + np.arange(len(rows)) - starts[rows]
+        scores[rows, column], items[rows, column] = -extra, self.e_items[kept]
+        out_width = min(CALIBRATED_RANKS, k + self.extra_width)
+        # The first out_width + 1 (any order), then those sorted: enough to rank and to see ties.
+        head = min(out_width + 1, width)
+        if head < width:
+            part = np.argpartition(scores, head - 1, axis=1)[:, :head]
+        else:
+            part = np.tile(np.arange(width), (count, 1))
+        by_score = np.argsort(np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+        order = np.take_along_axis(part, by_score, axis=1)
+        ranked = -np.take_along_axis(scores, order, axis=1)
+        chosen = np.zeros((count, out_width), dtype=np.int64)
+        valid = np.zeros((count, out_width), dtype=bool)
+        n_out = min(out_width, order.shape[1])
+        chosen[:, :n_out] = np.take_along_axis(items, order[:, :n_out], axis=1)
+        valid[:, :n_out] = np.isfinite(ranked[:, :n_out])
+        # Where two finite scores tie among the first k + 1, the full row decides (see the class).
+        tied = (np.isfinite(ranked[:, :-1]) & (ranked[:, :-1] == ranked[:, 1:])).any(axis=1)
+        if tied.any():
+            full_items, full_valid = self._full_rows(np.flatnonzero(tied), mix, context_weight)
+            chosen[tied], valid[tied] = full_items, full_valid
+        return chosen, valid
+
+    def _extra_scores(self, kept: np.ndarray, mix: float, context_weight: float) -> np.ndarray:
+        scores = (1.0 - mix) * self.e_taste[kept] + mix * self.e_sequence[kept]
+        if self.borrow:
+            cold = np.flatnonzero(self.e_cold[kept])
+            if len(cold):
+                at = kept[cold]
+                need, column = np.unique(self.cold_row[self.e_items[at]], return_inverse=True)
+                near = (1.0 - mix) * self.near_taste + mix * self.near_sequence
+                borrowed = self.cold_weight * (self.neighbours_of_cold[need] @ near.T)
+                scores[cold] = borrowed[column, self.e_rows[at]]
+        if context_weight:
+            scores += context_weight * self.e_lift[kept]
+        scores[self.e_cold[kept] & (scores <= 0)] = -np.inf
+        return scores
+
+    def _full_rows(self, rows: np.ndarray, mix: float, context_weight: float) -> tuple[np.ndarray, np.ndarray]:
+        """These users' lists ranked over every candidate, laid out as one block-wide matrix (the
+        best k, then every extra by item, then padding) so that ties fall as they always did."""
+        k, width = self.k, self.k + self.extra_width
+        starts = np.searchsorted(self.e_rows, np.arange(self.hi - self.lo + 1))
+        c = np.zeros((len(rows), width), dtype=np.int64)
+        present = np.zeros((len(rows), width), dtype=bool)
+        c_taste = np.zeros((len(rows), width), dtype=np.float32)
+        c_sequence = np.zeros((len(rows), width), dtype=np.float32)
+        c_lift = np.zeros((len(rows), width), dtype=np.float32)
+        for j, r in enumerate(rows.tolist()):
+            e = np.arange(starts[r], starts[r + 1])
+            c[j, :k], c[j, k : k + len(e)] = self.best[r], self.e_items[e]
+            present[j, :k], present[j, k : k + len(e)] = self.best_present[r], True
+            c_taste[j, :k], c_taste[j, k : k + len(e)] = self.best_taste[r], self.e_taste[e]
+            c_sequence[j, k : k + len(e)] = self.e_sequence[e]
+            if self.has_context:  # the best k and the padding carry no lift (or do not count)
+                c_lift[j, k : k + len(e)] = self.e_lift[e]
+        scores = (1.0 - mix) * c_taste + mix * c_sequence
+        c_cold = self.probe.popularity[c] <= 0
+        if self.borrow:
+            near = (1.0 - mix) * self.near_taste[rows] + mix * self.near_sequence[rows]
+            borrowed = self.cold_weight * (self.neighbours_of_cold @ near.T).T
+            at = np.nonzero(c_cold & present)
+            scores[at] = borrowed[at[0], self.cold_row[c[at]]]
+        if context_weight:
+            scores += context_weight * c_lift
+        scores[~present] = -np.inf
+        scores[c_cold & (scores <= 0)] = -np.inf
+        n_top = min(CALIBRATED_RANKS, width)
         part = (
-            np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            if k < scores.shape[1]
-            else np.tile(np.arange(scores.shape[1]), (len(scores), 1))
+            np.argpartition(-scores, n_top - 1, axis=1)[:, :n_top]
+            if n_top < width
+            else np.tile(np.arange(width), (len(rows), 1))
         )
         order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
         chosen = np.take_along_axis(part, order, axis=1)
-        return (
-            np.take_along_axis(self.candidates, chosen, axis=1),
-            np.isfinite(np.take_along_axis(scores, chosen, axis=1)),
-        )
+        return np.take_along_axis(c, chosen, axis=1), np.isfinite(np.take_along_axis(scores, chosen, axis=1))
 
 
 def _row_top(scores: np.ndarray) -> np.ndarray:
     """Each row's largest magnitude, 1 where a row is all zero (as ``_unit`` divides)."""
-    top = np.abs(scores).max(axis=1) if scores.shape[1] else np.zeros(len(scores), dtype=scores.dtype)
+    if not scores.shape[1]:
+        return np.ones(len(scores), dtype=scores.dtype)
+    top = np.maximum(scores.max(axis=1), -scores.min(axis=1))
     return np.where(top > 0, top, 1.0).astype(scores.dtype)
 
 

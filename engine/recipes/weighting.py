@@ -30,11 +30,10 @@ def event_weights(
     now: float | None = None,
 ) -> np.ndarray:
     """One weight per event; 0 drops it (below the value threshold, or a weight of 0)."""
-    types = np.asarray(event_types, dtype=str)
-    uniq, inverse = np.unique(types, return_inverse=True)
+    uniq, inverse = string_codes(event_types)
     lookup = {k.lower(): float(v) for k, v in weights.items()}
     per_type = np.array([lookup.get(t.lower(), 1.0) for t in uniq.tolist()], dtype=np.float64)
-    w = per_type[inverse] if len(types) else np.empty(0)
+    w = per_type[inverse] if len(inverse) else np.empty(0)
     if value_threshold is not None:
         values = np.asarray(event_values, dtype=np.float64)
         # Events without a value are kept: the threshold speaks only to events that carry one.
@@ -45,6 +44,31 @@ def event_weights(
         age_days = np.maximum(reference - ts, 0.0) / 86400.0
         w = w * np.power(0.5, age_days / half_life_days)
     return w
+
+
+#: Up to this many distinct values, :func:`string_codes` compares instead of sorting.
+_FEW_VALUES = 16
+
+
+def string_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for a string column, the same answer, fast when
+    it holds few distinct values (event types): sorting a million strings cost more than the rest
+    of weighting them, where a few whole-column comparisons find the same codes."""
+    values = np.asarray(values, dtype=str)
+    codes = np.full(len(values), -1, dtype=np.intp)
+    found: list[str] = []
+    while len(found) < _FEW_VALUES:
+        open_at = int(np.argmax(codes < 0)) if len(codes) else 0
+        if len(codes) == 0 or codes[open_at] >= 0:
+            uniq = np.array(found, dtype=values.dtype)
+            order = np.argsort(uniq, kind="stable")
+            rank = np.empty(len(order), dtype=np.intp)
+            rank[order] = np.arange(len(order))
+            return uniq[order], rank[codes] if len(codes) else codes
+        codes[values == values[open_at]] = len(found)
+        found.append(values[open_at])
+    uniq, inverse = np.unique(values, return_inverse=True)
+    return uniq, inverse.reshape(-1)
 
 
 def configured_weights(
