@@ -49,7 +49,33 @@ def fit_als(
     initial_item_factors: np.ndarray | None = None,
     show_progress: bool | None = None,
 ) -> np.ndarray:
-    """Fit ALS and return the item factors (float32, items × factors).
+    """Fit ALS and return the item factors (float32, items × factors)."""
+    return fit_als_with_gram(
+        user_items,
+        factors=factors,
+        regularization=regularization,
+        alpha=alpha,
+        iterations=iterations,
+        random_state=random_state,
+        initial_item_factors=initial_item_factors,
+        show_progress=show_progress,
+    )[0]
+
+
+def fit_als_with_gram(
+    user_items: sp.csr_matrix,
+    *,
+    factors: int,
+    regularization: float,
+    alpha: float,
+    iterations: int,
+    random_state: int,
+    initial_item_factors: np.ndarray | None = None,
+    show_progress: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit ALS; return the item factors (float32, items × factors) and the Gram matrix XᵀX of the
+    user factors (float64, factors × factors): an incremental UPDATE solves new items' factors
+    against it without refitting every user.
 
     ``implicit`` warns and runs far slower when OpenBLAS spawns its own threads inside its
     parallel loops, hence the thread-pool limit (DESIGN.md, pitfalls).
@@ -74,7 +100,18 @@ def fit_als(
         model.fit(user_items.astype(np.float32), show_progress=show)
     if use_gpu:
         model = model.to_cpu()
-    return np.ascontiguousarray(model.item_factors, dtype=np.float32)
+    return np.ascontiguousarray(model.item_factors, dtype=np.float32), gram(model.user_factors)
+
+
+def gram(rows: np.ndarray, block: int = 65_536) -> np.ndarray:
+    """``rowsᵀ rows`` (float64): each block's product in the rows' own precision (float32 is
+    several times faster), the blocks summed in float64."""
+    rows = np.asarray(rows)
+    out = np.zeros((rows.shape[1], rows.shape[1]))
+    for start in range(0, len(rows), block):
+        part = rows[start : start + block]
+        out += part.T @ part
+    return out
 
 
 def fit_cosine(user_items: sp.csr_matrix, *, neighbours: int) -> sp.csr_matrix:
@@ -87,6 +124,8 @@ def fit_cosine(user_items: sp.csr_matrix, *, neighbours: int) -> sp.csr_matrix:
         warnings.filterwarnings("ignore", message="Method expects CSR input")
         model.fit(user_items.astype(np.float32), show_progress=_SHOW_PROGRESS.get())
     similarity = model.similarity.tocsr()
-    similarity.setdiag(0)
+    # Drop each item's similarity to itself (masking beats setdiag, which inserts entries one by one).
+    rows = np.repeat(np.arange(similarity.shape[0]), np.diff(similarity.indptr))
+    similarity.data[rows == similarity.indices] = 0
     similarity.eliminate_zeros()
     return similarity

@@ -30,13 +30,14 @@ import numpy as np
 import scipy.sparse as sp
 from marshmallow import Schema, fields, validate
 
-from engine.recipes import up_request
+from engine.recipes import up_request, up_update
 from engine.recipes.attribute_popularity import AttributePopularity
 from engine.recipes.base import Query, Ranked, Recipe, TrainingData
 from engine.recipes.batching import BatchQuery, UserEvents, full_query
 from engine.recipes.ease import active_items, ease_weights
-from engine.recipes.implicit_backend import fit_als
-from engine.recipes.item_metadata import feature_matrix, neighbour_matrix
+from engine.recipes.feature_space import FeatureSpace, feature_space
+from engine.recipes.implicit_backend import fit_als_with_gram
+from engine.recipes.item_metadata import neighbour_matrix
 from engine.recipes.repeats import RankCalibration, RepeatModel, merge, seen_items
 from engine.recipes.search_space import FloatRange, IntRange, OneOf
 from engine.recipes.sequences import recency_ranked, transition_matrix
@@ -117,11 +118,23 @@ class UserPersonalization(Recipe):
         self.repeats = RepeatModel()
         self.calibration = RankCalibration()
         self.attributes = AttributePopularity()
+        # Kept for an incremental UPDATE (engine.recipes.up_update): XᵀX of the ALS user factors,
+        # and the items' metadata features with the space they live in (None: not known).
+        self.user_gram: np.ndarray | None = None
+        self.item_features: sp.csr_matrix | None = None
+        self.feature_space: FeatureSpace | None = None
+        #: How many events the model was trained on (an UPDATE checks none has gone since).
+        self.trained_events: int | None = None
 
     # ----------------------------------------------------------------- training
     def fit(self, data: TrainingData, *, previous: Self | None = None) -> Self:
         hp = self.hyperparameters
-        features = feature_matrix(data.item_ids, data.items)
+        self.trained_events = len(data)
+        if up_update.applies(previous, data):
+            # UPDATE with the new events known: fold them in, keep the rest (engine.recipes.up_update).
+            return up_update.update(self, data, previous)
+        features, self.feature_space = feature_space(data.item_ids, data.items)
+        self.item_features = features
         if previous is not None:
             # UPDATE: keep the settings and calibration the last FULL training chose.
             self.choice, self.calibration = previous.choice, previous.calibration
@@ -137,7 +150,7 @@ class UserPersonalization(Recipe):
             self.repeats = previous.repeats  # it looks at recency and counts, not at item ids
         else:
             self.repeats = RepeatModel.fit(data, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
-        self.attributes = AttributePopularity().fit(data, self._weights(data))
+        self.attributes = AttributePopularity().fit(data, lambda: self._weights(data))
         return self
 
     def _weights(self, data: TrainingData) -> np.ndarray:
@@ -166,7 +179,7 @@ class UserPersonalization(Recipe):
             initial = None
             if previous is not None and len(previous.item_factors):
                 initial = previous._aligned_item_factors(data.item_ids)
-            self.item_factors = fit_als(
+            self.item_factors, self.user_gram = fit_als_with_gram(
                 matrix,
                 factors=hp["factors"],
                 regularization=hp["regularization"],
@@ -439,7 +452,22 @@ class UserPersonalization(Recipe):
             **sparse_arrays("cold", c),
             **self.repeats.to_arrays("repeat_"),
             **self.attributes.to_arrays("attr_"),
+            **self._update_arrays(),
         }
+
+    def _update_arrays(self) -> dict[str, np.ndarray]:
+        """What an incremental UPDATE starts from (engine.recipes.up_update), where known."""
+        out: dict[str, np.ndarray] = {"yty": self.yty} if self.yty.shape == (self.item_factors.shape[1],) * 2 else {}
+        if self.trained_events is not None:
+            out["trained_events"] = np.array(self.trained_events, dtype=np.int64)
+        if self.user_gram is not None:
+            out["user_gram"] = self.user_gram
+        if self.item_features is not None and self.feature_space is not None:
+            out |= sparse_arrays("features", self.item_features.tocsr())
+            out["feature_kinds"] = np.array(json.dumps(self.feature_space.kinds))
+            out["feature_names"] = self.feature_space.names
+            out["feature_idf"] = self.feature_space.idf
+        return out
 
     def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
         # Artifacts from before the blended model hold ALS factors only: they answer as plain ALS
@@ -447,8 +475,21 @@ class UserPersonalization(Recipe):
         legacy = "choice" not in arrays
         self.choice = Choice("als", None, 0.0) if legacy else Choice(**json.loads(str(arrays["choice"])))
         self.item_factors = np.asarray(arrays["item_factors"], dtype=np.float32)
-        self.yty = self.item_factors.T.astype(np.float64) @ self.item_factors
+        if "yty" in arrays:  # saved since incremental UPDATEs (a product over every item otherwise)
+            self.yty = np.asarray(arrays["yty"], dtype=np.float64)
+        else:
+            self.yty = self.item_factors.T.astype(np.float64) @ self.item_factors
         self.popularity = np.asarray(arrays["popularity"], dtype=np.float64)
+        # Artifacts from before incremental UPDATEs lack these: an UPDATE recomputes them once.
+        self.user_gram = np.asarray(arrays["user_gram"], dtype=np.float64) if "user_gram" in arrays else None
+        self.trained_events = int(arrays["trained_events"]) if "trained_events" in arrays else None
+        if "feature_names" in arrays:
+            self.item_features = sparse_from("features", arrays)
+            self.feature_space = FeatureSpace(
+                json.loads(str(arrays["feature_kinds"])),
+                np.asarray(arrays["feature_names"], dtype=str),
+                np.asarray(arrays["feature_idf"], dtype=np.float64),
+            )
         if legacy:
             return
         self.ease_items = np.asarray(arrays["ease_items"], dtype=np.int64)

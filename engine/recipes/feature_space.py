@@ -1,0 +1,77 @@
+"""Item metadata features with the space they live in, so an UPDATE can place new items without
+reading the whole catalog again.
+
+:func:`feature_space` builds exactly :func:`engine.recipes.item_metadata.feature_matrix` (the
+tests hold the two to the same matrix) and also returns its columns (field kinds, tokens, idf);
+:meth:`FeatureSpace.rows` gives any items rows in those columns. The space is learned at FULL
+training and kept on the model; an UPDATE reuses it (the next FULL training learns it again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from engine.recipes.item_metadata import _token_occurrences, field_kinds, tokens
+from engine.records import Item
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """The columns of a :func:`feature_space` matrix (field kinds, tokens, idf), so an UPDATE can
+    give new items rows in the same space without reading the whole catalog again."""
+
+    kinds: dict[str, str]
+    names: np.ndarray  # str per column
+    idf: np.ndarray  # float64 per column
+
+    def rows(self, item_ids: np.ndarray, items: Mapping[str, Item]) -> sp.csr_matrix:
+        """TF-IDF rows (L2-normalised) of these items in this space; tokens it lacks are left out."""
+        column = {name: c for c, name in enumerate(self.names.tolist())}
+        rows: list[int] = []
+        cols: list[int] = []
+        for row, item_id in enumerate(np.asarray(item_ids).tolist()):
+            if (item := items.get(item_id)) is not None:
+                known = [c for t in tokens(item, self.kinds) if (c := column.get(t)) is not None]
+                rows.extend([row] * len(known))
+                cols.extend(known)
+        n_tokens = max(len(self.names), 1)
+        pairs, tf = np.unique(
+            np.asarray(rows, dtype=np.int64) * n_tokens + np.asarray(cols, dtype=np.int64), return_counts=True
+        )
+        r, c = pairs // n_tokens, pairs % n_tokens
+        matrix = sp.csr_matrix(
+            ((1.0 + np.log(tf)) * self.idf[c], (r, c)), shape=(len(item_ids), len(self.names)), dtype=np.float32
+        )
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        return sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(np.float32) @ matrix
+
+
+def feature_space(item_ids: np.ndarray, items: Mapping[str, Item]) -> tuple[sp.csr_matrix, FeatureSpace]:
+    """:func:`feature_matrix` (the same matrix, built the same way), with the space its columns
+    live in, for :meth:`FeatureSpace.rows`."""
+    kinds = field_kinds(items)
+    n_docs = len(item_ids)
+    rows, token_ids, names = _token_occurrences(np.asarray(item_ids).tolist(), items, kinds)
+    n_tokens = max(len(names), 1)
+    pairs, tf = np.unique(rows * n_tokens + token_ids, return_counts=True)
+    rows, token_ids = pairs // n_tokens, pairs % n_tokens
+    df = np.bincount(token_ids, minlength=len(names))
+    kept = np.flatnonzero((df > 1) & (df <= 0.5 * n_docs)).tolist()
+    kept.sort(key=names.__getitem__)
+    column = np.full(len(names), -1, dtype=np.int64)
+    column[kept] = np.arange(len(kept))
+    use = column[token_ids] >= 0
+    rows, token_ids, tf = rows[use], token_ids[use], tf[use]
+    idf = np.log(max(n_docs, 1) / df[token_ids])
+    matrix = sp.csr_matrix(
+        ((1.0 + np.log(tf)) * idf, (rows, column[token_ids])), shape=(n_docs, len(kept)), dtype=np.float32
+    )
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    matrix = sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(np.float32) @ matrix
+    kept_idf = np.log(max(n_docs, 1) / df[kept]) if kept else np.empty(0)
+    space = FeatureSpace(dict(kinds), np.array([names[k] for k in kept], dtype=str), kept_idf.astype(np.float64))
+    return matrix, space
