@@ -33,10 +33,11 @@ from engine.storage import tables as t
 log = logging.getLogger(__name__)
 
 FULL, UPDATE = "full", "update"
-#: Recipes whose UPDATE training folds new items and users into the previous model. Personalize
-#: allows UPDATE only for User-Personalization; the others would simply train from scratch, so
-#: they get their FULL training on schedule and no UPDATE.
-UPDATE_RECIPES = frozenset({"user-personalization", "personalized-ranking"})
+#: Recipes whose UPDATE training folds new items and users into the previous model (sims adjusts
+#: only the similarities the new events change: engine/recipes/sims_update.py). Personalize allows
+#: UPDATE only for User-Personalization; the others would simply train from scratch, so they get
+#: their FULL training on schedule and no UPDATE.
+UPDATE_RECIPES = frozenset({"user-personalization", "personalized-ranking", "sims"})
 #: The lease that makes one process, among all servers on a database, run the schedule.
 SCHEDULER_LEASE = "retrain-scheduler"
 #: How long a lease outlives a holder that stopped renewing it (killed, frozen, cut off).

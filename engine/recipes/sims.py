@@ -6,6 +6,13 @@ after X (:func:`engine.recipes.sequences.transition_matrix`, both directions). H
 sequence counts is chosen at fit time by which blend best predicts, on held-out users, what
 they touched after their latest item. Given only a user's recent events it aggregates the
 neighbours of those items, recency-weighted, so it answers in real time too.
+
+Training cost: on small data (under :data:`SHARED_FIT_EVENTS` events) the blend is chosen on a
+probe model fitted without the held-out users, then the model is fitted again on everything (exact,
+and cheap there). On large data one fit on everything except the held-out users' answers (their
+newest 10%; at most 500 users) is both the probe and the final model, and the held-out cases are
+scored for every blend at once as sparse rows. An UPDATE with the new events marked
+(``TrainingData.new_events``) recomputes only what they touch (:mod:`engine.recipes.sims_update`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from engine.recipes.implicit_backend import fit_cosine
 from engine.recipes.search_space import FloatRange, IntRange
 from engine.recipes.sequences import transition_matrix
 from engine.recipes.sparse_io import sparse_arrays, sparse_from
+from engine.recipes.up_selection import holdout_answers
 from engine.recipes.validation import holdout, ndcg_at_10, validation_users
 from engine.recipes.weighting import DEFAULT_EVENT_WEIGHTS, event_weights, user_item_matrix
 
@@ -29,6 +37,8 @@ SEQUENCE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 TRANSITION_DECAY = 0.7
 MIN_VALIDATION_USERS = 10
 MAX_VALIDATION_USERS = 500
+#: From this many events on, one fit (without the held-out users' answers) is probe and final model.
+SHARED_FIT_EVENTS = 200_000
 
 
 class SimsHyperparameters(Schema):
@@ -76,17 +86,30 @@ class Sims(Recipe):
         elif previous is not None:
             # UPDATE: keep the blend the last FULL training chose (choosing it costs a second fit).
             self.sequence_weight = previous.sequence_weight
-        else:
+        if previous is not None and data.new_events is not None:
+            from engine.recipes.sims_update import update
+
+            if update(self, previous, data):
+                return self
+        if hp["sequence_weight"] is None and previous is None:
+            if len(data) >= SHARED_FIT_EVENTS and self._choose_on_shared_fit(data):
+                return self  # fitted as a side effect, without the held-out users' answers
             self.sequence_weight = self._choose_sequence_weight(data)
         self._fit_core(data)
         return self
 
-    def _fit_core(self, data: TrainingData) -> None:
+    def event_weights(self, data: TrainingData) -> np.ndarray:
+        """Per event, how much it counts (0: left out, e.g. not one of ``event_types``)."""
         hp = self.hyperparameters
         weights = event_weights(data.event_types, data.event_values, data.timestamps, weights=hp["event_weights"])
         if hp["event_types"]:
             wanted = [t.lower() for t in hp["event_types"]]
             weights = np.where(np.isin(np.char.lower(data.event_types.astype(str)), wanted), weights, 0.0)
+        return weights
+
+    def _fit_core(self, data: TrainingData) -> None:
+        hp = self.hyperparameters
+        weights = self.event_weights(data)
         matrix = user_item_matrix(data.user_index, data.item_index, weights, data.n_users, data.n_items)
         self.similarity = fit_cosine(matrix, neighbours=hp["neighbours"]).astype(np.float32)
         forward = transition_matrix(data, window=hp["sequence_window"], decay=TRANSITION_DECAY, event_mask=weights > 0)
@@ -114,8 +137,53 @@ class Sims(Recipe):
                 probe.sequence_weight = weight
                 ranked = probe.recommend(Query(item_id=case.history[-1].item_id, num_results=10))
                 totals[weight] += ndcg_at_10(ranked.item_ids, case.truth)
-        # Ties go to the middle of the range rather than to either extreme.
-        return max(SEQUENCE_WEIGHTS, key=lambda w: (round(totals[w], 9), -abs(w - 0.5)))
+        return _best_weight(totals)
+
+    def _choose_on_shared_fit(self, data: TrainingData) -> bool:
+        """Large data: fit once without the held-out users' answers, choose the blend on that fit
+        and keep it as the model. False (nothing fitted) when there are too few users to hold out."""
+        hp = self.hyperparameters
+        held_out = validation_users(
+            data, share=hp["validation_share"], max_users=MAX_VALIDATION_USERS, seed=hp["random_state"]
+        )
+        if len(held_out) < MIN_VALIDATION_USERS:
+            return False
+        train, cases = holdout_answers(data, held_out, history_limit=1)
+        self._fit_core(train)
+        latest = np.array([self._item_lookup[c.history[-1].item_id] for c in cases], dtype=np.int64)
+        truth = [self.indices(c.truth) for c in cases]
+        self.sequence_weight = _best_weight(self.blend_ndcg(latest, truth))
+        return True
+
+    def blend_ndcg(self, latest: np.ndarray, truth: list[np.ndarray]) -> dict[float, float]:
+        """Summed NDCG@10, per blend, of the lists :meth:`recommend` gives for each ``latest``
+        item (``truth``: the items that user touched next), for all cases at once: only items
+        with some co-occurrence are ever listed, so each case's candidates are the union of its
+        two sparse rows (ties may order differently from ``recommend``'s partial sort)."""
+        n_cases, n_items = len(latest), len(self.item_ids)
+        cosine = _rows_unit(self.similarity[latest])
+        ordered = _rows_unit(self.sequence[latest])
+        popularity = self.popularity / max(self.popularity.sum(), 1.0)
+        sizes = np.array([len(t) for t in truth], dtype=np.int64)
+        truth_items = np.concatenate([np.asarray(t, dtype=np.int64) for t in truth] + [np.empty(0, np.int64)])
+        truth_keys = np.repeat(np.arange(n_cases, dtype=np.int64), sizes) * n_items + truth_items
+        ideal = np.array([_IDEAL_DCG[min(len(t), 10)] for t in truth])
+        totals = {}
+        for weight in SEQUENCE_WEIGHTS:
+            blend = (cosine * (1.0 - weight) + ordered * weight).tocsr()
+            blend.sum_duplicates()
+            rows = np.repeat(np.arange(n_cases), np.diff(blend.indptr))
+            cols, scores = blend.indices.astype(np.int64), blend.data
+            keep = (scores > 0) & (cols != latest[rows])
+            rows, cols, scores = rows[keep], cols[keep], scores[keep] + 1e-6 * popularity[cols[keep]]
+            order = np.lexsort((-scores, rows))
+            rows, cols = rows[order], cols[order]
+            position = np.arange(len(rows)) - np.searchsorted(rows, rows)
+            top = position < 10
+            hit = top & np.isin(rows * n_items + cols, truth_keys)
+            dcg = np.bincount(rows[hit], weights=1.0 / np.log2(position[hit] + 2.0), minlength=n_cases)
+            totals[weight] = float(np.sum(np.divide(dcg, ideal, out=np.zeros(n_cases), where=ideal > 0)))
+        return totals
 
     def _seed_weights(self, query: Query) -> dict[int, float]:
         return self.seed_items(query, self.hyperparameters["history_decay"])
@@ -159,6 +227,25 @@ class Sims(Recipe):
         self.sequence_weight = float(arrays["sequence_weight"][0])
 
 
+_IDEAL_DCG = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(10) + 2.0))])
+
+
+def _best_weight(totals: dict[float, float]) -> float:
+    # Ties go to the middle of the range rather than to either extreme.
+    return max(SEQUENCE_WEIGHTS, key=lambda w: (round(totals[w], 9), -abs(w - 0.5)))
+
+
+def _rows_unit(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Each row divided by its largest absolute entry (as :func:`_unit` does to a dense row)."""
+    matrix = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    top = np.zeros(matrix.shape[0])
+    nonempty = np.diff(matrix.indptr) > 0
+    top[nonempty] = np.maximum.reduceat(np.abs(matrix.data), matrix.indptr[:-1][nonempty])
+    scale = np.divide(1.0, top, out=np.ones_like(top), where=top > 0)
+    matrix.data *= np.repeat(scale, np.diff(matrix.indptr))
+    return matrix
+
+
 def _unit(scores: np.ndarray | float) -> np.ndarray | float:
     if np.isscalar(scores):
         return scores
@@ -167,14 +254,34 @@ def _unit(scores: np.ndarray | float) -> np.ndarray | float:
 
 
 def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Each row's ``k`` largest entries (memory stays bounded on long tails), all rows at once."""
+    """Each row's ``k`` largest entries (memory stays bounded on long tails), all rows at once.
+
+    Only rows longer than ``k`` are sorted (by row, then value; ties keep column order), so the
+    cost follows the long rows, not every entry."""
     matrix = matrix.tocsr()
     matrix.sum_duplicates()
-    n = matrix.shape[0]
-    rows = np.repeat(np.arange(n), np.diff(matrix.indptr))
-    order = np.lexsort((-matrix.data, rows))
-    starts = matrix.indptr[:-1][rows[order]]
-    keep = order[np.arange(len(order)) - starts < k]
-    return sp.csr_matrix(
-        (matrix.data[keep].astype(np.float32), (rows[keep], matrix.indices[keep])), shape=matrix.shape
-    )
+    counts = np.diff(matrix.indptr)
+    long_rows = counts > k
+    keep = np.repeat(~long_rows, counts)
+    candidates = np.flatnonzero(~keep)
+    if len(candidates):
+        rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), counts)[candidates]
+        # One stable sort of (row, value descending) packed into int64 keys: far faster than lexsort.
+        key = (rows << 32) | _descending_bits(matrix.data[candidates])
+        order = candidates[np.argsort(key, kind="stable")]
+        starts = np.repeat(np.cumsum(counts[long_rows]) - counts[long_rows], counts[long_rows])
+        keep[order[np.arange(len(order)) - starts < k]] = True
+    kept = np.flatnonzero(keep)
+    indptr = np.concatenate([[0], np.cumsum(np.minimum(counts, k))])
+    return sp.csr_matrix((matrix.data[kept].astype(np.float32), matrix.indices[kept], indptr), shape=matrix.shape)
+
+
+def _descending_bits(values: np.ndarray) -> np.ndarray:
+    """float32 values as non-negative int64 below 2**32 whose ascending order is the values'
+    descending order (the IEEE bit pattern, made monotone over the sign, then inverted)."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    bits = values.view(np.uint32)
+    if len(values) and values.min() >= 0:  # the usual case (similarities, counts): one pass
+        return np.int64(0xFFFFFFFF) - bits
+    ascending = np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000))
+    return (np.uint32(0xFFFFFFFF) - ascending).astype(np.int64)

@@ -157,6 +157,17 @@ def test_full_runs_when_due_and_recipes_without_update_get_only_full(store, tmp_
     assert [mode for _, mode in versions(store, group, "popular")] == ["FULL", "FULL"]
 
 
+def test_sims_gets_update_trainings_on_schedule(store, tmp_path):
+    group = shop(store)
+    first = deploy(store, tmp_path, group, "also", "sims")
+    clock = Clock()
+    scheduler = Scheduler(store, tmp_path, RetrainPolicy(update_every=2 * HOUR, full_every=7 * DAY), clock=clock)
+    clock.now += 3 * HOUR
+    [outcome] = scheduler.run_due()
+    assert (outcome.solution, outcome.mode, outcome.error) == ("also", UPDATE, None)
+    assert store.get_campaign(group, "also-campaign").solution_version_id == outcome.version_id != first
+
+
 def test_domain_recommenders_are_retrained_and_undeployed_solutions_are_not(store, tmp_path):
     from engine.serving.recommenders import create_recommender, recommender_deployment
 
