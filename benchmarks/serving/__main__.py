@@ -98,6 +98,8 @@ def build(workdir: Path, n_items: int, n_interactions: int, database_url: str) -
     )
     print(f"  trained user-personalization in {time.perf_counter() - started:.0f}s")
     store.create_campaign("bench", version.id)
+    # The same model behind the opt-in approximate candidate index (engine/recipes/up_candidates.py).
+    store.create_campaign("bench-approx", version.id, {"approximateCandidates": True})
     create_filter(store, "bench", "no-purchased", 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")')
     key, _ = store.create_api_key("bench", "secret")
     tracking_id = store.create_event_tracker("bench", "load")
@@ -154,6 +156,21 @@ def summary(name: str, ms: np.ndarray) -> dict:
     p50, p99 = np.percentile(ms, [50, 99])
     print(f"  {name:<44} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   ({len(ms)} requests)")
     return {"p50_ms": round(float(p50), 2), "p99_ms": round(float(p99), 2)}
+
+
+def approximate_recall(client: Client, users: list[str]) -> float:
+    """Mean share of the exact campaign's list that the approximate one also returns."""
+    shares = []
+    for user in users:
+        lists = []
+        for campaign in ("bench", "bench-approx"):
+            body = {"campaign": campaign, "userId": user, "numResults": 25, "filter": "no-purchased"}
+            status, answer = client.post("/v1/recommendations", body)
+            assert status == 200, answer
+            lists.append({i["itemId"] for i in answer["itemList"] if not i.get("reason")})
+        exact, approx = lists
+        shares.append(len(exact & approx) / max(len(exact), 1))
+    return round(float(np.mean(shares)), 3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,12 +233,12 @@ def main(argv: list[str] | None = None) -> int:
             for user in users:
                 put_events(user, rng.integers(0, args.items, FRESH_EVENTS).tolist())
 
-            def recommend_call(c: Client) -> Callable[[int], None]:
+            def recommend_call(c: Client, campaign: str = "bench") -> Callable[[int], None]:
                 def call(k: int) -> None:
                     status, body = c.post(
                         "/v1/recommendations",
                         {
-                            "campaign": "bench",
+                            "campaign": campaign,
                             "userId": users[k % len(users)],
                             "numResults": 25,
                             "filter": "no-purchased",
@@ -237,6 +254,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"GetRecommendations (filter, {FRESH_EVENTS} fresh events)",
                 latencies(recommend_call(client), args.requests),
             )
+            approx_call = recommend_call(client, "bench-approx")
+            approx_call(0)  # load the model and build its index in this worker
+            results["shelfwise"]["get_recommendations_approximate"] = summary(
+                "  the same, approximateCandidates (opt-in)", latencies(approx_call, args.requests)
+            )
+            results["shelfwise"]["approximate_recall_at_25"] = recall = approximate_recall(client, users)
+            print(f"  approximateCandidates: recall@25 of the exact list (exploration picks left out): {recall:.3f}")
             candidates = [f"i{i}" for i in rng.integers(0, args.items, 100).tolist()]
 
             def rank(k: int) -> None:

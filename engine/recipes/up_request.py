@@ -141,6 +141,12 @@ def als_scores(model: UserPersonalization, x: SparseScores) -> np.ndarray:
     a = model.yty + hp["regularization"] * request_index(model).eye + (y.T * confidence) @ y
     b = y.T @ (1.0 + confidence)
     vector = np.linalg.solve(a, b)
+    settings = model.__dict__.get("candidate_settings")
+    if settings is not None:
+        # Opt-in per campaign (engine/recipes/up_candidates.py): only the best clusters' items.
+        from engine.recipes.up_candidates import candidate_index
+
+        return candidate_index(model, settings).scores(vector, nz, model.item_factors)
     return (model.item_factors @ vector.astype(np.float32)).astype(np.float64)
 
 

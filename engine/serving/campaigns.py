@@ -31,6 +31,8 @@ from engine.serving.user_events import UserEvents
 from engine.storage import CampaignInfo, Store
 
 MAX_RESULTS = 500
+#: Campaign config key switching a campaign to the approximate candidate index.
+APPROXIMATE_SETTING = "approximateCandidates"
 
 
 @dataclass(frozen=True)
@@ -117,15 +119,34 @@ class CampaignService:
 
     def model(self, campaign: CampaignInfo) -> Recipe:
         key = (campaign.dataset_group, campaign.name)
+        # A campaign's approximateCandidates setting is part of what its loaded model is.
+        version = (campaign.solution_version_id, repr(campaign.config.get(APPROXIMATE_SETTING)))
         cached = self._models.get(key)
-        if cached is not None and cached[0] == campaign.solution_version_id:
+        if cached is not None and cached[0] == version:
             return cached[1]
         with self._lock:
             cached = self._models.get(key)
-            if cached is None or cached[0] != campaign.solution_version_id:
+            if cached is None or cached[0] != version:
                 model = recipe_class(campaign.recipe).load(campaign.artifact_path)
-                self._models[key] = (campaign.solution_version_id, model)
+                self._approximate(campaign, model)
+                self._models[key] = (version, model)
             return self._models[key][1]
+
+    @staticmethod
+    def _approximate(campaign: CampaignInfo, model: Recipe) -> None:
+        """Campaign config ``approximateCandidates`` (off by default): a user-personalization model
+        of the ALS family scores only the best clusters' items (engine/recipes/up_candidates.py).
+        The index is built here, with the model, before it answers any request."""
+        value = campaign.config.get(APPROXIMATE_SETTING)
+        if value is None or value is False:
+            return
+        choice = getattr(model, "choice", None)
+        factors = getattr(model, "item_factors", None)
+        if choice is None or choice.family != "als" or factors is None or factors.ndim != 2:
+            return  # nothing catalog-sized to approximate (EASE, other recipes): exact as always
+        from engine.recipes.up_candidates import CandidateSettings, use_candidate_index
+
+        use_candidate_index(model, CandidateSettings.from_config(value, len(factors)))
 
     def recommend(
         self,
@@ -284,7 +305,13 @@ class CampaignService:
         """The recipe's top ``n`` among what ``decision`` allows and ``exclude`` does not hold."""
         if n <= 0:
             return Ranked((), ())
-        ruled_out = exclude.union(decision.excluded_from(model.item_ids)) if decision.restricts else exclude
+        if not decision.restricts:
+            ruled_out = exclude
+        elif decision.names_all_it_rules_out:
+            # Ids the model does not know may be among them: recipes skip unknown ids in exclude.
+            ruled_out = exclude.union(decision.exclude.tolist())
+        else:
+            ruled_out = exclude.union(decision.excluded_from(model.item_ids))
         ranked = model.recommend(replace(query, exclude=frozenset(ruled_out), num_results=n))
         # A recipe only ranks what it knows, and every id it knows was ruled on above; this guards
         # recipes that add items from elsewhere (exploration of new items).

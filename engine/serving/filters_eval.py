@@ -238,6 +238,14 @@ class FilterDecision:
     def restricts(self) -> bool:
         return self.include is not None or len(self.exclude) > 0 or self.exclude_unlisted
 
+    @property
+    def names_all_it_rules_out(self) -> bool:
+        """Whether ``exclude`` is exactly what this decision rules out (no INCLUDE, nothing said
+        about items the catalog lacks), as for ``EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN
+        (...)``: a request then needs no pass over a model's whole vocabulary (:meth:`excluded_from`
+        costs milliseconds at 100,000 ids) to know what to leave out."""
+        return self.include is None and not self.exclude_unlisted
+
     @cached_property
     def _include_set(self) -> frozenset[str]:
         return frozenset(self.include.tolist()) if self.include is not None else frozenset()

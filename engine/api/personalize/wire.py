@@ -17,7 +17,9 @@ from engine.arns import resource_name
 from engine.config import Settings
 from engine.crypto import master_cipher
 from engine.errors import InvalidInput, ShelfwiseError
-from engine.storage.access_keys import lookup_access_key
+from engine.expiring import Expiring
+from engine.storage import Store
+from engine.storage.access_keys import AccessKeyPair, lookup_access_key
 
 from . import sigv4
 
@@ -53,6 +55,20 @@ def install_error_handlers(bp: Blueprint) -> None:
         return aws_error("InternalFailure", "internal error; see the server log", 500)
 
 
+_ACCESS_KEYS = "shelfwise.access_keys"
+
+
+def _access_key(config: Settings, access_key_id: str) -> AccessKeyPair:
+    """The caller's key pair, read and decrypted at most once a second per key and process, as API
+    keys are (a revoked key stops working within ``Store.KEY_CACHE_SECONDS``): a query, a read of
+    the master key file and a decryption on every signed request cost more than checking the
+    signature itself. Unknown or revoked keys raise and are not cached."""
+    cache = current_app.extensions.get(_ACCESS_KEYS)
+    if cache is None:
+        cache = current_app.extensions.setdefault(_ACCESS_KEYS, Expiring(Store.KEY_CACHE_SECONDS, max_entries=1000))
+    return cache.get(access_key_id, lambda: lookup_access_key(get_store(), access_key_id, master_cipher(config)))
+
+
 def signed(view: Callable) -> Callable:
     """Verify the request's SigV4 signature against the caller's access key; the key's dataset
     group becomes the tenant (``g.dataset_group``)."""
@@ -62,7 +78,7 @@ def signed(view: Callable) -> Callable:
         config = settings()
         parsed = sigv4.parse_authorization(request.headers)
         sigv4.check_clock(parsed, config.max_clock_skew_seconds)
-        key = lookup_access_key(get_store(), parsed.access_key_id, master_cipher(config))
+        key = _access_key(config, parsed.access_key_id)
         scheme = request.headers.get("X-Forwarded-Proto", request.scheme)
         query = request.query_string.decode()
         url = f"{scheme}://{request.host}{request.path}" + (f"?{query}" if query else "")

@@ -137,3 +137,23 @@ def test_an_anonymous_session_joins_the_user_once_the_user_is_known(shop):
     )
     assert [e.item_id for e in shop.store.latest_events("shop", "signed-in-9")] == ["pan7", "pan8"]
     assert shop.store.latest_events("shop", "visit-9") == []
+
+
+def test_a_campaign_may_opt_in_to_the_approximate_candidate_index(shop):
+    version = shop.store.get_campaign("shop", "for-you").solution_version_id
+    quiet = {"explorationWeight": 0}  # exploration draws at random; compare the model's own lists
+    shop.store.create_campaign("for-you-exact", version, quiet)
+    every_cluster = {"clusters": 4, "probe": 4}
+    shop.store.create_campaign("for-you-ivf", version, {**quiet, "approximateCandidates": every_cluster})
+    shop.store.create_campaign("for-you-ivf-some", version, {**quiet, "approximateCandidates": {"clusters": 4}})
+
+    def items(campaign: str, user: str) -> list[str]:
+        body = {"campaign": campaign, "userId": user, "numResults": 5}
+        r = shop.post("/v1/recommendations", body, key=shop.secret_key)
+        assert r.status_code == 200, r.text
+        return [i["itemId"] for i in r.json()["itemList"]]
+
+    for user in ("u0", "u1", "u7"):
+        exact = items("for-you-exact", user)
+        assert items("for-you-ivf", user) == exact  # every cluster probed: the exact answer
+        assert len(items("for-you-ivf-some", user)) == len(exact)

@@ -38,6 +38,8 @@ def allowed(expression, *, values=None, history=(), user=None, current=None, ite
     by_mask = set(VOCAB[decision.mask(VOCAB)].tolist())
     assert by_mask == {i for i in VOCAB.tolist() if decision.allows(i)}  # vectorised == one by one
     assert set(decision.excluded_from(VOCAB)) == ALL - by_mask
+    if decision.names_all_it_rules_out:  # campaigns then take ``exclude`` as is, with no pass over VOCAB
+        assert set(decision.exclude.tolist()) & ALL == ALL - by_mask
     return by_mask
 
 
