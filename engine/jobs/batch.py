@@ -10,15 +10,22 @@ Lines are answered a block at a time: the block's shoppers' latest events are re
 per few thousand shoppers, and the recipe answers the whole block at once where it can
 (:func:`engine.recipes.batching.recommend_many`), which for ALS means one stacked solve and one
 top-N pass for thousands of shoppers instead of one small solve each.
+
+A batch-inference file of more than one block is answered by worker processes (one per core):
+each reads its block's events, answers it and renders its JSON lines, and this process writes
+the blocks in order. Reading rows from the database, parsing and rendering JSON are Python work
+that holds the interpreter lock, so threads could not spread them over the cores; processes do.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import chain
@@ -45,6 +52,8 @@ DEFAULT_NUM_RESULTS = 25
 #: Lines answered together: enough to amortise the per-block queries and solves, small enough
 #: that a block's scores (lines × items) stay in memory comfortably.
 BLOCK_LINES = 4096
+#: Most worker processes a batch-inference job starts (each loads its own copy of the model).
+MAX_WORKERS = 8
 
 Progress = Callable[[int], None]
 
@@ -106,11 +115,15 @@ def batch_inference(
     filter_name: str | None = None,
     live_history_limit: int = 500,
     on_progress: Progress | None = None,
+    workers: int | None = None,
+    block_lines: int = BLOCK_LINES,
 ) -> BatchReport:
     """Recommendations (or re-rankings, or related items) for every line of ``input_path``.
 
     With ``campaign`` the job answers as that campaign does (its configuration, e.g.
     ``excludeInteracted``); with ``solution_version`` as a campaign with the default configuration.
+    ``workers``: processes answering blocks of ``block_lines`` lines when the file holds more than
+    one block (None: one per core; 1: all in this process).
     """
     _check_count(num_results, MAX_INFERENCE_RESULTS)
     source = _source(store, dataset_group, solution_version, campaign)
@@ -126,7 +139,19 @@ def batch_inference(
     job = _InferenceJob(
         store, dataset_group, model, num_results, filter_name, filters, source.config, live_history_limit
     )
-    return _run("batch-inference", source, input_path, output_path, job.prepare, job.answer, on_progress)
+    spec = _WorkerSpec(store.database_url, dataset_group, source, num_results, filter_name, live_history_limit)
+    count = _worker_count(store, workers)
+    return _run(
+        "batch-inference",
+        source,
+        input_path,
+        output_path,
+        job.prepare,
+        job.answer,
+        on_progress,
+        block_lines=block_lines,
+        processes=(spec, count) if count > 1 else None,
+    )
 
 
 def batch_segment(
@@ -225,10 +250,14 @@ def _run(
     prepare: Prepare,
     answer: Answer,
     on_progress: Progress | None,
+    *,
+    block_lines: int = BLOCK_LINES,
+    processes: tuple[_WorkerSpec, int] | None = None,
 ) -> BatchReport:
-    """Read, answer and write block by block. A reader thread reads and prepares the next block
-    (parsing, the database reads) while this one answers the current block, which is mostly
-    numpy work that runs without the interpreter lock: the two overlap on separate cores."""
+    """Read, answer and write block by block. With ``processes`` (and more than one block), worker
+    processes answer the blocks (:func:`_answer_in_processes`). Otherwise a reader thread reads
+    and prepares the next block (parsing, the database reads) while this one answers the current
+    block, which is mostly numpy work that runs without the interpreter lock."""
     started = time.perf_counter()
     source_path = Path(input_path)
     if not source_path.is_file():
@@ -250,14 +279,22 @@ def _run(
             partial.open("w", encoding="utf-8") as out,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-reader") as reader,
         ):
-            blocks = _blocks(src)
-            upcoming = reader.submit(read_next, blocks)
-            while (ready := upcoming.result()) is not None:
-                block, prepared = ready
+            blocks = _blocks(src, block_lines)
+            first = next(blocks, None)
+            second = next(blocks, None) if processes is not None and first is not None else None
+            if second is not None:
+                assert processes is not None and first is not None
+                spec, count = processes
+                _answer_in_processes(chain((first, second), blocks), spec, count, out, report, on_progress)
+            else:
+                blocks = chain([first] if first is not None else [], blocks)
                 upcoming = reader.submit(read_next, blocks)
-                out.write(_render(block, answer(prepared), report))
-                if on_progress is not None:
-                    on_progress(len(block))
+                while (ready := upcoming.result()) is not None:
+                    block, prepared = ready
+                    upcoming = reader.submit(read_next, blocks)
+                    out.write(_render(block, answer(prepared), report))
+                    if on_progress is not None:
+                        on_progress(len(block))
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
@@ -266,25 +303,41 @@ def _run(
 
 
 def _render(block: list[tuple[str, Any]], outputs: list[Output], report: BatchReport) -> str:
+    text, errors, first_errors = _rendered(block, outputs)
+    _count(report, len(block), errors, first_errors)
+    return text
+
+
+def _rendered(block: list[tuple[str, Any]], outputs: list[Output]) -> tuple[str, int, list[tuple[int, str]]]:
+    """A block's output lines as text, its number of line errors, and its first few (index, error)."""
     lines = []
+    errors = 0
+    first_errors: list[tuple[int, str]] = []
     for (raw, parsed), result in zip(block, outputs, strict=True):
         shown = raw if isinstance(parsed, LineError) else parsed
         if isinstance(result, str):
-            report.errors += 1
-            if len(report.sample_errors) < 5:
-                report.sample_errors.append(f"line {report.lines + len(lines) + 1}: {result}")
+            errors += 1
+            if len(first_errors) < 5:
+                first_errors.append((len(lines), result))
             lines.append(json.dumps({"input": shown, "error": result}, ensure_ascii=False))
         else:
             lines.append(_dump_line(shown, result))
-    report.lines += len(lines)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", errors, first_errors
+
+
+def _count(report: BatchReport, lines: int, errors: int, first_errors: list[tuple[int, str]]) -> None:
+    report.errors += errors
+    for at, message in first_errors:
+        if len(report.sample_errors) < 5:
+            report.sample_errors.append(f"line {report.lines + at + 1}: {message}")
+    report.lines += lines
 
 
 def _dump_line(shown: Any, output: dict[str, Any]) -> str:
     return json.dumps({"input": shown, "output": output, "error": None}, ensure_ascii=False)
 
 
-def _blocks(src) -> Iterator[list[tuple[str, Any]]]:
+def _blocks(src, block_lines: int = BLOCK_LINES) -> Iterator[list[tuple[str, Any]]]:
     """Non-blank lines in blocks: (the raw text, the parsed object or a LineError)."""
     block: list[tuple[str, Any]] = []
     for number, raw_bytes in enumerate(src):
@@ -297,7 +350,7 @@ def _blocks(src) -> Iterator[list[tuple[str, Any]]]:
             block.append((raw_bytes.decode("utf-8", "replace").rstrip("\r\n"), LineError(f"not UTF-8 text: {exc}")))
         else:
             block.append((raw, _parse(raw)))
-        if len(block) >= BLOCK_LINES:
+        if len(block) >= block_lines:
             yield block
             block = []
     if block:
@@ -338,6 +391,106 @@ def _string_map(obj: Mapping[str, Any], key: str) -> dict[str, str] | None:
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise LineError(f"{key} must be an object of string values")
     return value
+
+
+# --------------------------------------------------------------------------- worker processes
+@dataclass(frozen=True)
+class _WorkerSpec:
+    """What a worker process needs to answer blocks as this job does (it opens its own store)."""
+
+    database_url: str
+    dataset_group: str
+    source: _Source
+    num_results: int
+    filter_name: str | None
+    live_history_limit: int
+
+
+def _worker_count(store: Store, workers: int | None) -> int:
+    if _in_memory(store.database_url):
+        return 1  # another process would see another, empty database
+    if workers is not None:
+        return max(1, workers)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
+def _in_memory(database_url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )
+
+
+def _answer_in_processes(
+    blocks: Iterator[list[tuple[str, Any]]],
+    spec: _WorkerSpec,
+    count: int,
+    out,
+    report: BatchReport,
+    on_progress: Progress | None,
+) -> None:
+    """Blocks answered by ``count`` worker processes, a few blocks ahead, written in input order.
+
+    Spawned rather than forked: a forked copy of a process with threads (a server, BLAS) may
+    inherit a lock some thread held. Each worker loads the model once (about a second)."""
+    pending: deque[tuple[int, Future]] = deque()
+
+    def write_oldest() -> None:
+        size, future = pending.popleft()
+        text, errors, first_errors = future.result()
+        out.write(text)
+        _count(report, size, errors, first_errors)
+        if on_progress is not None:
+            on_progress(size)
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker, initargs=(spec,)) as pool:
+        try:
+            for block in blocks:
+                pending.append((len(block), pool.submit(_answer_block, block)))
+                if len(pending) > 2 * count:
+                    write_oldest()
+            while pending:
+                write_oldest()
+        except BaseException:
+            for _, future in pending:
+                future.cancel()
+            raise
+
+
+_worker_job: _InferenceJob | None = None
+
+
+def _start_worker(spec: _WorkerSpec) -> None:
+    """A worker process's set-up: its own store connection, the model, the job."""
+    global _worker_job
+    from engine.recipes import up_batch
+
+    # One process per core already: a worker's blocks need no threads of their own.
+    up_batch.THREADS = 1
+    store = Store(spec.database_url, create=False)
+    _worker_job = _InferenceJob(
+        store,
+        spec.dataset_group,
+        _load(spec.source),
+        spec.num_results,
+        spec.filter_name,
+        _filters(store, spec.dataset_group, spec.filter_name),
+        spec.source.config,
+        spec.live_history_limit,
+    )
+
+
+def _answer_block(block: list[tuple[str, Any]]) -> tuple[str, int, list[tuple[int, str]]]:
+    job = _worker_job
+    assert job is not None, "a worker answers only after _start_worker"
+    return _rendered(block, job.answer(job.prepare([parsed for _, parsed in block])))
 
 
 # --------------------------------------------------------------------------- inference

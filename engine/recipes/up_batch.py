@@ -60,8 +60,9 @@ _NEAR = 1e-6
 #: _DENSE_BYTES of them, the densest first).
 _DENSE_SHARE = 0.05
 _DENSE_BYTES = 64_000_000
-#: Threads scoring blocks of rows at once (at most one per core).
-_THREADS = 4
+#: Threads scoring blocks of rows at once (at most one per core); a batch job's worker processes,
+#: one per core already, set it to 1.
+THREADS = 4
 #: Working memory of the stacked user solves per block, in float64 elements (about 64 MB).
 _SOLVE_ELEMENTS = 8_000_000
 
@@ -70,17 +71,20 @@ def recommend_batch(model: UserPersonalization, events: UserEvents, queries: Seq
     """One :class:`Ranked` per query, in order: the list and scores ``model.recommend`` gives."""
     answers: list[Ranked | None] = [None] * len(queries)
     fast = [k for k, bq in enumerate(queries) if _vectorisable(model, bq)]
-    if fast:
-        # Small stacked solves and cache-sized products: BLAS threads would only add hand-offs,
-        # and a batch job's reader thread has the other core (DESIGN.md, pitfalls).
-        with threadpool_limits(1, "blas"):
+    # Small stacked solves and cache-sized products: BLAS threads would only add hand-offs, and a
+    # batch job's reader thread has the other core (DESIGN.md, pitfalls). The rows left to
+    # ``recommend`` too: its one catalog-sized matrix-vector product took 3× as long with BLAS
+    # threads fighting the batch's own threads (the answers are the same: each item's dot
+    # product is computed alike whatever the threads).
+    with threadpool_limits(1, "blas"):
+        if fast:
             block = _Block(model, events, [queries[k] for k in fast]).answers()
-        for k, ranked in zip(fast, block, strict=True):
-            answers[k] = ranked
-    return [
-        ranked if ranked is not None else model.recommend(full_query(model, events, bq))
-        for ranked, bq in zip(answers, queries, strict=True)
-    ]
+            for k, ranked in zip(fast, block, strict=True):
+                answers[k] = ranked
+        return [
+            ranked if ranked is not None else model.recommend(full_query(model, events, bq))
+            for ranked, bq in zip(answers, queries, strict=True)
+        ]
 
 
 def _vectorisable(model: UserPersonalization, bq: BatchQuery) -> bool:
@@ -327,7 +331,7 @@ class _Block:
         per_block = max(1, min(n_rows, _BLOCK_ELEMENTS // width))
         spare: SimpleQueue[tuple[np.ndarray, np.ndarray]] = SimpleQueue()
         starts = range(0, n_rows, per_block)
-        threads = max(1, min(_THREADS, os.cpu_count() or 1, len(starts)))
+        threads = max(1, min(THREADS, os.cpu_count() or 1, len(starts)))
         for _ in range(threads):
             spare.put(
                 (np.empty((per_block, n_items), dtype=np.float32), np.empty((per_block, width), dtype=np.float32))

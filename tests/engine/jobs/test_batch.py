@@ -174,6 +174,45 @@ def test_a_filter_removes_what_it_excludes(shop, tmp_path):
     assert not (tmp_path / "o2").exists()
 
 
+def test_worker_processes_write_what_one_process_writes(shop, tmp_path):
+    """Blocks answered by spawned worker processes (each with its own store connection and model)
+    come back in input order, byte for byte what the job writes in one process, with the same
+    error count, line numbers in sample errors and progress."""
+    from engine.jobs.batch import _worker_count
+    from engine.serving.filters import create_filter
+
+    version = trained(shop, tmp_path, "user-personalization", ALS)
+    create_filter(shop, "shop", "no-hats", 'EXCLUDE ItemID WHERE Items.CATEGORY IN ("hats")')
+    lines = [json.dumps({"userId": f"u{u}"}) for u in range(0, 60, 3)]
+    lines[2:2] = ["{not json", "", '{"userId": "stranger"}', '{"itemId": "a1"}']
+    lines.append('{"userId": "u5", "filterValues": {"X": "\\"y\\""}}')
+    src = write_lines(tmp_path / "in.jsonl", *lines)
+    outputs = {}
+    for workers in (1, 2):
+        progress: list[int] = []
+        report = batch_inference(
+            shop,
+            dataset_group="shop",
+            solution_version=version,
+            input_path=src,
+            output_path=tmp_path / f"out-{workers}.jsonl",
+            num_results=5,
+            filter_name="no-hats",
+            on_progress=progress.append,
+            workers=workers,
+            block_lines=4,
+        )
+        outputs[workers] = ((tmp_path / f"out-{workers}.jsonl").read_bytes(), report.errors, report.sample_errors)
+        assert report.lines == sum(progress) == len(lines) - 1 == 24 and progress == [4] * 6
+    assert _worker_count(shop, 2) == 2 and outputs[2] == outputs[1]
+    text, errors, sample = outputs[1]
+    assert errors == 3 and sample[0].startswith("line 3: not valid JSON") and sample[1].startswith("line 5:")
+    answered = [json.loads(line) for line in text.decode().splitlines()]
+    assert answered[0]["output"]["recommendedItems"] and all(
+        i.startswith("a") for i in answered[0]["output"]["recommendedItems"]
+    )
+
+
 def test_item_affinity_segments_list_the_users_who_like_the_item(shop, tmp_path):
     version = trained(shop, tmp_path, "item-affinity", ALS)
     src = write_lines(tmp_path / "items.jsonl", '{"itemId": "a3"}', '{"itemId": "b3"}', '{"itemAttributes": "x"}')
