@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from adapters.actions import ExportShopper, ForgetShopper
 from adapters.base import Adapter, Delivery
+from engine.jobs.snapshot import discard_beside
 from engine.records import Alias, Erasure, Interaction, User
 from engine.storage import tables as t
 from engine.storage.store import Store
@@ -189,19 +190,34 @@ def export_shopper(
     return target
 
 
+def discard_training_snapshots(store: Store, group_id: int) -> None:
+    """After shoppers are erased: delete the group's columnar training snapshots (they hold raw
+    events, the erased shoppers' included); the next training reads the store afresh."""
+    removed = discard_beside(_artifact_paths(store, group_id))
+    if removed:
+        log.info("deleted %d training snapshot(s) after an erasure", len(removed))
+
+
+def _artifact_paths(store: Store, group_id: int) -> list[str]:
+    with store.session() as s:
+        return list(
+            s.scalars(
+                select(t.SolutionVersion.artifact_path)
+                .join(t.Solution, t.Solution.id == t.SolutionVersion.solution_id)
+                .where(t.Solution.dataset_group_id == group_id)
+            ).all()
+        )
+
+
 # --------------------------------------------------------------------- the whole store
 def erase_store(store: Store, group_name: str, group_id: int, export_dir: Path) -> None:
     """``shop/redact``: delete the dataset group with everything in it (events, catalog, users,
-    keys, connections, deliveries, solutions and campaigns), the model files trained on it and the
-    data-request exports written for it."""
-    with store.session() as s:
-        artifacts = s.scalars(
-            select(t.SolutionVersion.artifact_path)
-            .join(t.Solution, t.Solution.id == t.SolutionVersion.solution_id)
-            .where(t.Solution.dataset_group_id == group_id)
-        ).all()
+    keys, connections, deliveries, solutions and campaigns), the model files trained on it, its
+    training snapshot and the data-request exports written for it."""
+    artifacts = _artifact_paths(store, group_id)
     store.delete_dataset_group(group_name)
     for path in filter(None, artifacts):
         Path(path).unlink(missing_ok=True)
+    discard_beside(artifacts)  # the training snapshot holds the group's raw events
     shutil.rmtree(export_dir / _safe(group_name), ignore_errors=True)
     log.warning("erased dataset group %s at the store's request (%d model files)", group_name, len(artifacts))

@@ -214,6 +214,8 @@ def _apply(store: Store, step: _Parsed, settings: IntakeSettings) -> Outcome:
     counts = store.ingest(info.dataset_group, records, processed_delivery=info.id)
     # A privacy request's own body names the shopper (or the shop owner) too.
     queue.purge(store, [*doomed, *([info.id] if actions else [])])
+    if erase or identifiers:
+        privacy.discard_training_snapshots(store, info.dataset_group_id)
     return Outcome(info.id, PROCESSED, records=sum(counts.values()))
 
 

@@ -104,6 +104,8 @@ def _cell(value) -> str:
 
 def campaign_create(args: argparse.Namespace, settings: Settings) -> None:
     from engine.jobs.schedule import SYNC_SETTING
+    from engine.recipes.up_candidates import CandidateSettings
+    from engine.serving.campaigns import APPROXIMATE_SETTING
     from engine.serving.exploration import ExplorationConfig
 
     config = json.loads(args.config) if args.config else None
@@ -113,6 +115,7 @@ def campaign_create(args: argparse.Namespace, settings: Settings) -> None:
         ExplorationConfig.from_campaign(config)  # refuse a bad setting now, not at request time
         if not isinstance(config.get(SYNC_SETTING, True), bool):
             raise InvalidInput(f"{SYNC_SETTING} must be true or false")
+        CandidateSettings.from_config(config.get(APPROXIMATE_SETTING), 1)  # its shape; sizes come with the model
     campaign = open_store(settings).create_campaign(args.name, args.solution_version, config, replace=args.update)
     emit(
         args,

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -63,6 +64,19 @@ def snapshot_directory(artifact_dir: str | Path, dataset_group: str) -> Path:
     """Where a group's snapshot lives: beside its solutions' artifacts (solution names cannot
     start with a dot, so it never collides with one)."""
     return Path(artifact_dir) / dataset_group / SNAPSHOT_DIRECTORY
+
+
+def discard_beside(artifact_paths: Iterable[str | Path]) -> list[Path]:
+    """Delete the snapshots kept beside these model files (``<artifact dir>/<group>/.snapshot``).
+
+    A privacy erasure must not leave the erased shopper's events on disk until the next training
+    happens to replace the snapshot (the store's rewrite counter only stops it being *used*)."""
+    removed = []
+    for directory in {Path(p).parent.parent / SNAPSHOT_DIRECTORY for p in artifact_paths if p}:
+        if directory.is_dir():
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    return removed
 
 
 def read_interactions(store: Store, dataset_group: str, directory: str | Path | None) -> InteractionColumns:

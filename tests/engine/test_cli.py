@@ -188,6 +188,10 @@ def test_a_bad_import_reports_every_bad_line_and_imports_nothing(db, tmp_path):
             ("campaign", "create", "c", "--solution-version", "x", "--config", '{"syncWithLatestSolutionVersion": 0}'),
             "syncWithLatestSolutionVersion must be true or false",
         ),
+        (
+            ("campaign", "create", "c", "--solution-version", "x", "--config", '{"approximateCandidates": "yes"}'),
+            "approximateCandidates must be true, false or",
+        ),
         (("import", "items", "/no/such/file.csv", "--dataset-group", "shop"), "file.csv"),
         (("connect", "myspace", "--dataset-group", "shop", "--secret", "x"), "unknown platform"),
     ],

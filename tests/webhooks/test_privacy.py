@@ -129,6 +129,29 @@ def test_customers_redact_erases_the_shopper_their_guest_orders_and_their_raw_de
     assert [r.purged for r in rows] == [True, True, True, False, True]
 
 
+def test_customers_redact_deletes_the_training_snapshot_holding_the_shoppers_events(
+    shop: Shop, send: Send, tmp_path: Path
+) -> None:
+    from engine.jobs.snapshot import snapshot_directory
+    from engine.jobs.train import train
+
+    send("orders/create", bob_order(), webhook_id="bob-order")
+    send("orders/create", other_order(), webhook_id="ann-order")
+    settle(shop.store, shop.group)
+    models = tmp_path / "models"
+    train(shop.store, models, dataset_group=shop.group, recipe="popularity-count", solution="pop", metrics=False)
+    snapshot = snapshot_directory(models, shop.group)
+    assert any(snapshot.iterdir())
+
+    send("customers/redact", bodies.SHOPIFY_CUSTOMERS_REDACT, webhook_id="redact-1")
+    settle(shop.store, shop.group)
+    wait_for(lambda: not snapshot.exists(), what="the snapshot's deletion")
+    assert events_of(shop, BOB) == []
+    # The next training reads the store afresh (and keeps a new snapshot without Bob's events).
+    train(shop.store, models, dataset_group=shop.group, recipe="popularity-count", solution="pop", metrics=False)
+    assert any(snapshot.iterdir())
+
+
 def store_delivery(shop: Shop, topic: str, body: bytes, key: str) -> int:
     """Store a delivery as the intake does, with no worker to process it."""
     headers = {"X-Shopify-Topic": topic, "X-Shopify-Webhook-Id": key, "X-Shopify-Hmac-Sha256": sign(body, "s3cret")}
@@ -194,9 +217,12 @@ def test_shop_redact_erases_the_dataset_group_its_models_and_exports(
     send("orders/create", bob_order(), webhook_id="bob-order")
     send("customers/data_request", bodies.SHOPIFY_DATA_REQUEST, webhook_id="request-1")
     settle(shop.store, shop.group)
-    artifact = tmp_path / "models" / "for-you.npz"
-    artifact.parent.mkdir()
+    artifact = tmp_path / "models" / shop.group / "for-you" / "sv-1.npz"  # as training lays them out
+    artifact.parent.mkdir(parents=True)
     artifact.write_bytes(b"model trained on the shop")
+    snapshot = tmp_path / "models" / shop.group / ".snapshot"
+    snapshot.mkdir()
+    (snapshot / "interactions.npz").write_bytes(b"the shop's raw events")
     solution = shop.store.create_solution(shop.group, "for-you", "popularity-count", {})
     shop.store.add_solution_version(
         solution, training_mode="FULL", artifact_path=str(artifact), num_interactions=3, training_seconds=0.1
@@ -206,7 +232,9 @@ def test_shop_redact_erases_the_dataset_group_its_models_and_exports(
     group_id = shop.store.get_dataset_group(shop.group).id
     send("shop/redact", bodies.SHOPIFY_SHOP_REDACT, webhook_id="redact-shop")
     wait_for(lambda: shop.group not in {g.name for g in shop.store.list_dataset_groups()}, what="the erasure")
-    assert not artifact.exists() and not (exports / shop.group).exists()
+    # The files go just after the group's rows, the exports last.
+    wait_for(lambda: not (exports / shop.group).exists(), what="the files' deletion")
+    assert not artifact.exists() and not (exports / shop.group).exists() and not snapshot.exists()
     with shop.store.session() as s:
         for model in (t.InteractionRow, t.UserRow, t.WebhookDelivery, t.Connection, t.Solution):
             assert s.scalars(select(model).where(model.dataset_group_id == group_id)).all() == []
