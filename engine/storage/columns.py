@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,12 @@ from sqlalchemy import Engine, select, text
 
 from engine.storage import tables as t
 
-#: How many ids one block of the SQLite read covers (bounds the strings it builds).
-SQLITE_BLOCK_IDS = 1_000_000
+#: How many ids one block of the SQLite read covers (bounds the strings it builds). Several blocks
+#: let the next block's query run while this one is decoded: at 1M events, 250k-id blocks read in
+#: 1.2 s against 2.3 s for one block.
+SQLITE_BLOCK_IDS = 250_000
+#: The same for PostgreSQL's blocks (read one after the other).
+POSTGRES_BLOCK_IDS = 1_000_000
 #: Rows converted at a time on the generic path (bounds the Python objects alive at once).
 FETCH_ROWS = 100_000
 _SEP = "\x1f"
@@ -190,46 +195,71 @@ def _sqlite_blocks(db: Any, group_id: int, excluded: tuple[str, ...], after_id: 
     )
     codes = _new_codes()
     ids, users, items, types, values, stamps, sessions = [], [], [], [], [], [], []
-    low = after_id
-    while low < top:
-        high = min(top, low + SQLITE_BLOCK_IDS)
-        args = (group_id, low, high, *excluded)
-        n, n_values, n_sessions, fractional, *texts = db.execute(aggregate, args).fetchone()
-        low = high
-        if not n:
-            continue
-        block_ids = np.fromstring(texts[0], dtype=np.int64, sep=" ")
-        if len(block_ids) != n or not np.all(block_ids[1:] > block_ids[:-1]):
-            return None  # not in rowid order: nothing guarantees the columns line up with numeric reads
-        split = [text.split(_SEP) for text in texts[1:4]]
-        if any(len(s) != n for s in split):
-            return None  # a separator inside a value
-        if fractional:
-            rows = db.execute("SELECT timestamp " + where + " ORDER BY id", args).fetchall()
-            block_stamps = np.fromiter(itertools.chain.from_iterable(rows), np.float64, n)
-        else:  # whole seconds (the usual epoch timestamps): exact as integer text
-            block_stamps = np.fromstring(texts[4], dtype=np.int64, sep=" ").astype(np.float64)
-        if n_values:
-            rows = db.execute("SELECT event_value " + where + " ORDER BY id", args).fetchall()
-            block_values = np.array([v for (v,) in rows], dtype=np.float64)  # None → NaN
-        else:
-            block_values = np.full(n, np.nan)
-        if n_sessions:
-            rows = db.execute("SELECT session_id " + where + " ORDER BY id", args).fetchall()
-            if len(rows) != n:
+    bounds = [(low, min(top, low + SQLITE_BLOCK_IDS)) for low in range(after_id, top, SQLITE_BLOCK_IDS)]
+
+    def aggregated(block: int) -> tuple:
+        low, high = bounds[block]
+        return db.execute(aggregate, (group_id, low, high, *excluded)).fetchone()
+
+    # The next block's query runs (SQLite releases the GIL while it steps) while this block's texts
+    # are decoded: the two take about as long. Same connection, so the same read transaction.
+    with ThreadPoolExecutor(max_workers=1) as prefetch:
+        pending = prefetch.submit(aggregated, 0) if bounds else None
+        for block, (low, high) in enumerate(bounds):
+            row = pending.result()
+            pending = prefetch.submit(aggregated, block + 1) if block + 1 < len(bounds) else None
+            decoded = _decode_block(db, where, (group_id, low, high, *excluded), row, codes)
+            if decoded is None:
+                if pending is not None:
+                    pending.result()
                 return None
-            sessions.append(codes["session"].encode(_session_texts(s for (s,) in rows)))
-        else:
-            sessions.append(codes["session"].same("-", n))
-        if len(block_stamps) != n or len(block_values) != n:
-            return None
-        ids.append(block_ids)
-        users.append(codes["user"].encode(split[0]))
-        items.append(codes["item"].encode(split[1]))
-        types.append(codes["type"].encode(split[2]))
-        stamps.append(block_stamps)
-        values.append(block_values)
+            if decoded is False:
+                continue
+            for out, part in zip((ids, users, items, types, stamps, values, sessions), decoded, strict=True):
+                out.append(part)
     return _build(ids, users, items, types, values, stamps, sessions, codes)
+
+
+def _decode_block(db: Any, where: str, args: tuple, row: tuple, codes: dict[str, _Codes]) -> tuple | bool | None:
+    """One block's columns from its aggregate row: False for an empty block, None where a value or
+    an order defeats the fast path."""
+    n, n_values, n_sessions, fractional, *texts = row
+    if not n:
+        return False
+    block_ids = np.fromstring(texts[0], dtype=np.int64, sep=" ")
+    if len(block_ids) != n or not np.all(block_ids[1:] > block_ids[:-1]):
+        return None  # not in rowid order: nothing guarantees the columns line up with numeric reads
+    split = [text.split(_SEP) for text in texts[1:4]]
+    if any(len(s) != n for s in split):
+        return None  # a separator inside a value
+    if fractional:
+        rows = db.execute("SELECT timestamp " + where + " ORDER BY id", args).fetchall()
+        block_stamps = np.fromiter(itertools.chain.from_iterable(rows), np.float64, n)
+    else:  # whole seconds (the usual epoch timestamps): exact as integer text
+        block_stamps = np.fromstring(texts[4], dtype=np.int64, sep=" ").astype(np.float64)
+    if n_values:
+        rows = db.execute("SELECT event_value " + where + " ORDER BY id", args).fetchall()
+        block_values = np.array([v for (v,) in rows], dtype=np.float64)  # None → NaN
+    else:
+        block_values = np.full(n, np.nan)
+    if n_sessions:
+        rows = db.execute("SELECT session_id " + where + " ORDER BY id", args).fetchall()
+        if len(rows) != n:
+            return None
+        block_sessions = codes["session"].encode(_session_texts(s for (s,) in rows))
+    else:
+        block_sessions = codes["session"].same("-", n)
+    if len(block_stamps) != n or len(block_values) != n:
+        return None
+    return (
+        block_ids,
+        codes["user"].encode(split[0]),
+        codes["item"].encode(split[1]),
+        codes["type"].encode(split[2]),
+        block_stamps,
+        block_values,
+        block_sessions,
+    )
 
 
 # --------------------------------------------------------------------- any database
@@ -294,7 +324,7 @@ def read_postgres(engine: Engine, group_id: int, excluded: Sequence[str], after_
         top = conn.execute(text("SELECT max(id) FROM interactions")).scalar() or 0
         low = after_id
         while low < top:
-            high = min(top, low + SQLITE_BLOCK_IDS)
+            high = min(top, low + POSTGRES_BLOCK_IDS)
             row = conn.execute(
                 _POSTGRES_BLOCK, {"group": group_id, "low": low, "high": high, "excluded": list(excluded)}
             ).one()

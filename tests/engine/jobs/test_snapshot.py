@@ -99,7 +99,11 @@ def fill(store: Store) -> None:
     store.ingest(GROUP, [*catalog, User("u1", {"TIER": "gold"}), *events(range(20), 20, 1_700_000_000, seed=1)])
 
 
-def test_the_fast_read_matches_plain_rows_and_the_old_order(store):
+@pytest.mark.parametrize("block_ids", [250_000, 7], ids=["one-block", "many-blocks"])
+def test_the_fast_read_matches_plain_rows_and_the_old_order(store, monkeypatch, block_ids):
+    # Many small blocks: each block's query runs while the one before is decoded.
+    monkeypatch.setattr(storage_columns, "SQLITE_BLOCK_IDS", block_ids)
+    monkeypatch.setattr(storage_columns, "POSTGRES_BLOCK_IDS", block_ids)
     fill(store)
     group_id = store.get_dataset_group(GROUP).id
     fast = (storage_columns.read_sqlite if store.engine.dialect.name == "sqlite" else storage_columns.read_postgres)(
