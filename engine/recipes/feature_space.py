@@ -1,10 +1,10 @@
 """Item metadata features with the space they live in, so an UPDATE can place new items without
 reading the whole catalog again.
 
-:func:`feature_space` builds exactly :func:`engine.recipes.item_metadata.feature_matrix` (the
-tests hold the two to the same matrix) and also returns its columns (field kinds, tokens, idf);
-:meth:`FeatureSpace.rows` gives any items rows in those columns. The space is learned at FULL
-training and kept on the model; an UPDATE reuses it (the next FULL training learns it again).
+:func:`feature_space` returns :func:`engine.recipes.item_metadata.feature_matrix`'s matrix and its
+columns (field kinds, tokens, idf); :meth:`FeatureSpace.rows` gives any items rows in those
+columns. The space is learned at FULL training and kept on the model; an UPDATE reuses it (the next
+FULL training learns it again).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from engine.recipes.item_metadata import _token_occurrences, field_kinds, tokens
+from engine.recipes.item_metadata import l2_rows, tfidf_columns, tokens
 from engine.records import Item
 
 
@@ -46,32 +46,10 @@ class FeatureSpace:
         matrix = sp.csr_matrix(
             ((1.0 + np.log(tf)) * self.idf[c], (r, c)), shape=(len(item_ids), len(self.names)), dtype=np.float32
         )
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-        return sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(np.float32) @ matrix
+        return l2_rows(matrix)
 
 
 def feature_space(item_ids: np.ndarray, items: Mapping[str, Item]) -> tuple[sp.csr_matrix, FeatureSpace]:
-    """:func:`feature_matrix` (the same matrix, built the same way), with the space its columns
-    live in, for :meth:`FeatureSpace.rows`."""
-    kinds = field_kinds(items)
-    n_docs = len(item_ids)
-    rows, token_ids, names = _token_occurrences(np.asarray(item_ids).tolist(), items, kinds)
-    n_tokens = max(len(names), 1)
-    pairs, tf = np.unique(rows * n_tokens + token_ids, return_counts=True)
-    rows, token_ids = pairs // n_tokens, pairs % n_tokens
-    df = np.bincount(token_ids, minlength=len(names))
-    kept = np.flatnonzero((df > 1) & (df <= 0.5 * n_docs)).tolist()
-    kept.sort(key=names.__getitem__)
-    column = np.full(len(names), -1, dtype=np.int64)
-    column[kept] = np.arange(len(kept))
-    use = column[token_ids] >= 0
-    rows, token_ids, tf = rows[use], token_ids[use], tf[use]
-    idf = np.log(max(n_docs, 1) / df[token_ids])
-    matrix = sp.csr_matrix(
-        ((1.0 + np.log(tf)) * idf, (rows, column[token_ids])), shape=(n_docs, len(kept)), dtype=np.float32
-    )
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    matrix = sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(np.float32) @ matrix
-    kept_idf = np.log(max(n_docs, 1) / df[kept]) if kept else np.empty(0)
-    space = FeatureSpace(dict(kinds), np.array([names[k] for k in kept], dtype=str), kept_idf.astype(np.float64))
-    return matrix, space
+    """:func:`feature_matrix`'s matrix, with the space its columns live in, for :meth:`FeatureSpace.rows`."""
+    matrix, kinds, names, idf = tfidf_columns(item_ids, items)
+    return matrix, FeatureSpace(dict(kinds), np.array(names, dtype=str), idf)

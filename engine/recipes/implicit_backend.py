@@ -48,30 +48,6 @@ def fit_als(
     random_state: int,
     initial_item_factors: np.ndarray | None = None,
     show_progress: bool | None = None,
-) -> np.ndarray:
-    """Fit ALS and return the item factors (float32, items × factors)."""
-    return fit_als_with_gram(
-        user_items,
-        factors=factors,
-        regularization=regularization,
-        alpha=alpha,
-        iterations=iterations,
-        random_state=random_state,
-        initial_item_factors=initial_item_factors,
-        show_progress=show_progress,
-    )[0]
-
-
-def fit_als_with_gram(
-    user_items: sp.csr_matrix,
-    *,
-    factors: int,
-    regularization: float,
-    alpha: float,
-    iterations: int,
-    random_state: int,
-    initial_item_factors: np.ndarray | None = None,
-    show_progress: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit ALS; return the item factors (float32, items × factors) and the Gram matrix XᵀX of the
     user factors (float64, factors × factors): an incremental UPDATE solves new items' factors

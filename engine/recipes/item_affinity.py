@@ -85,7 +85,7 @@ class ItemAffinity(Recipe):
             # third of the sweeps suffice.
             initial = previous._aligned_item_factors(data.item_ids)
         self._set_items(data.item_ids)
-        self.item_factors = fit_als(
+        self.item_factors, _ = fit_als(
             matrix,
             factors=hp["factors"],
             regularization=hp["regularization"],
