@@ -63,6 +63,32 @@ def transition_matrix(
     return matrix
 
 
+def transitions_gained(
+    data: TrainingData, events: np.ndarray, new: np.ndarray, *, window: int, decay: float
+) -> sp.csr_matrix:
+    """What the new events add to :func:`transition_matrix` over ``events`` (indices of whole
+    histories: every event of the users concerned): their transitions minus those of their old
+    events alone. An UPDATE adds it to the previous matrix, for a cost in those histories only.
+    ``new`` is per event of ``events``."""
+    n = data.n_items
+    sub = TrainingData(
+        user_ids=data.user_ids,
+        item_ids=data.item_ids,
+        user_index=data.user_index[events],
+        item_index=data.item_index[events],
+        event_types=data.event_types[events],
+        event_values=data.event_values[events],
+        timestamps=data.timestamps[events],
+    )
+
+    def counted(mask: np.ndarray) -> sp.csr_matrix:
+        if not mask.any():
+            return sp.csr_matrix((n, n), dtype=np.float32)
+        return transition_matrix(sub, window=window, decay=decay, event_mask=mask)
+
+    return (counted(np.ones(len(sub), dtype=bool)) - counted(~np.asarray(new, dtype=bool))).tocsr()
+
+
 def recency_ranked(item_indices: list[int]) -> list[int]:
     """Distinct items, most recently interacted with first."""
     return list(dict.fromkeys(reversed(item_indices)))

@@ -26,7 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.recipes.base import TrainingData
-from engine.recipes.sequences import transition_matrix
+from engine.recipes.sequences import transitions_gained
+from engine.recipes.vocabulary import carry, carry_rows, vocabulary_map
 from engine.recipes.weighting import user_item_matrix
 
 if TYPE_CHECKING:
@@ -41,14 +42,14 @@ SMALL_CATALOG = 1000
 def update(model: Sims, previous: Sims, data: TrainingData) -> bool:
     """Fit ``model`` as ``previous`` updated with ``data.new_events``; False (``model`` untouched)
     when a full fit is needed instead."""
-    from engine.recipes.sims import _keep_top
+    from engine.recipes.sims import TRANSITION_DECAY, _keep_top
 
     hp = model.hyperparameters
     new = np.asarray(data.new_events, dtype=bool)
     if len(new) != len(data) or previous.similarity.shape[0] != len(previous.item_ids):
         return False
-    old_to_new = _positions(data.item_ids, previous.item_ids)
-    if old_to_new is None:
+    old_to_new = vocabulary_map(previous.item_ids, data.item_ids)
+    if np.any(old_to_new < 0):  # an item the previous version knew is gone
         return False
     n = data.n_items
     weights = model.event_weights(data)
@@ -72,72 +73,23 @@ def update(model: Sims, previous: Sims, data: TrainingData) -> bool:
         user_item_matrix(data.user_index, data.item_index, weights, data.n_users, n).power(2).sum(axis=0),
         dtype=np.float64,
     ).ravel()
-    similarity = _updated_similarity(_aligned(previous.similarity, old_to_new, n), norms, after, before)
+    carried = carry_rows(previous.similarity, old_to_new, n, columns=True)
+    similarity = _updated_similarity(carried, norms, after, before)
     model.similarity = _keep_top(similarity, k)
 
-    window = hp["sequence_window"]
-    change = (
-        _transitions(data, events & counted, window) - _transitions(data, events & counted & ~new, window)
-    ).tocsr()
-    sequence = (_aligned(previous.sequence, old_to_new, n) + change + change.T).tocsr()
+    mine = events & counted
+    change = transitions_gained(
+        data, np.flatnonzero(mine), new[mine], window=hp["sequence_window"], decay=TRANSITION_DECAY
+    )
+    sequence = (carry_rows(previous.sequence, old_to_new, n, columns=True) + change + change.T).tocsr()
     sequence.data[sequence.data < 1e-6] = 0.0  # what the old histories contributed to a cut entry
     sequence.eliminate_zeros()
     model.sequence = _keep_top(sequence, hp["neighbours"])
 
-    popularity = np.zeros(n)
-    popularity[old_to_new] = previous.popularity
-    model.popularity = popularity + np.bincount(data.item_index[fresh], weights=weights[fresh], minlength=n)
+    gained = np.bincount(data.item_index[fresh], weights=weights[fresh], minlength=n)
+    model.popularity = carry(previous.popularity, old_to_new, n) + gained
     model._set_items(data.item_ids)
     return True
-
-
-def _positions(vocabulary: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
-    """Where each of ``ids`` sits in ``vocabulary``; None when one is missing."""
-    if len(ids) == 0:
-        return np.empty(0, dtype=np.int64)
-    if len(vocabulary) == 0:
-        return None
-    order = np.argsort(vocabulary, kind="stable")
-    at = np.minimum(np.searchsorted(vocabulary, ids, sorter=order), len(vocabulary) - 1)
-    found = order[at]
-    return found if np.array_equal(vocabulary[found], ids) else None
-
-
-def _aligned(matrix: sp.spmatrix, old_to_new: np.ndarray, n: int) -> sp.csr_matrix:
-    """A previous items × items matrix in the new vocabulary's numbering."""
-    if np.all(np.diff(old_to_new) > 0):
-        # Both vocabularies sorted (as TrainingData.from_columns makes them): rows and columns keep
-        # their order, so the compressed arrays carry over without a sort.
-        csr = matrix.tocsr()
-        counts = np.zeros(n, dtype=np.int64)
-        counts[old_to_new] = np.diff(csr.indptr)
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        return sp.csr_matrix((csr.data, old_to_new[csr.indices], indptr), shape=(n, n))
-    coo = matrix.tocoo()
-    return sp.csr_matrix((coo.data, (old_to_new[coo.row], old_to_new[coo.col])), shape=(n, n))
-
-
-def _transitions(data: TrainingData, keep: np.ndarray, window: int) -> sp.csr_matrix:
-    """:func:`transition_matrix` of these events only."""
-    from engine.recipes.sims import TRANSITION_DECAY
-
-    if not keep.any():
-        return sp.csr_matrix((data.n_items, data.n_items), dtype=np.float32)
-    return transition_matrix(_events(data, keep), window=window, decay=TRANSITION_DECAY)
-
-
-def _events(data: TrainingData, keep: np.ndarray) -> TrainingData:
-    """These events only, in the same vocabularies (no copy of the catalog)."""
-    index = np.flatnonzero(keep)
-    return TrainingData(
-        user_ids=data.user_ids,
-        item_ids=data.item_ids,
-        user_index=data.user_index[index],
-        item_index=data.item_index[index],
-        event_types=data.event_types[index],
-        event_values=data.event_values[index],
-        timestamps=data.timestamps[index],
-    )
 
 
 def _user_items(

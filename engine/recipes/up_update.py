@@ -38,7 +38,8 @@ from engine.recipes.base import TrainingData
 from engine.recipes.feature_space import feature_space
 from engine.recipes.implicit_backend import gram
 from engine.recipes.item_metadata import neighbour_matrix
-from engine.recipes.sequences import transition_matrix
+from engine.recipes.sequences import transitions_gained
+from engine.recipes.vocabulary import carry, carry_rows, vocabulary_map
 from engine.recipes.weighting import event_weights
 
 if TYPE_CHECKING:
@@ -87,57 +88,13 @@ def update(model: UserPersonalization, data: TrainingData, previous: UserPersona
         items[is_new], weights=weights[is_new], minlength=n
     )
     _update_factors(model, previous, old_to_new, users, items, weights, is_new, len(affected), was_warm, data)
-    model.transitions = _update_transitions(model, previous, old_to_new, data, events, users, weights, is_new)
+    model.transitions = _update_transitions(model, previous, old_to_new, data, events, weights, is_new)
     _update_cold(model, previous, old_to_new, in_previous, data)
     ok = old_to_new[previous.ease_items] >= 0 if len(previous.ease_items) else np.zeros(0, dtype=bool)
     model.ease_items = old_to_new[previous.ease_items[ok]]
     model.ease_weights = previous.ease_weights[np.ix_(ok, ok)] if len(ok) else previous.ease_weights
     model.attributes = carry_attributes(previous.attributes, old_to_new, data)
     return model
-
-
-# --------------------------------------------------------------------- vocabulary alignment
-def vocabulary_map(old_ids: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
-    """Per old item, its index in ``new_ids`` (-1: no longer there); vectorised, no Python loop."""
-    old_ids, new_ids = np.asarray(old_ids, dtype=str), np.asarray(new_ids, dtype=str)
-    if len(new_ids) == 0:
-        return np.full(len(old_ids), -1, dtype=np.int64)
-    ascending = bool(np.all(new_ids[1:] > new_ids[:-1]))
-    order = np.arange(len(new_ids)) if ascending else np.argsort(new_ids, kind="stable")
-    ordered = new_ids[order]
-    at = np.minimum(np.searchsorted(ordered, old_ids), len(ordered) - 1)
-    return np.where(ordered[at] == old_ids, order[at], -1).astype(np.int64)
-
-
-def carry(values: np.ndarray, old_to_new: np.ndarray, n: int) -> np.ndarray:
-    """Rows of ``values`` (one per old item) laid out for the new vocabulary; new items get zeros."""
-    out = np.zeros((n, *values.shape[1:]), dtype=values.dtype)
-    ok = old_to_new >= 0
-    out[old_to_new[ok]] = values[ok]
-    return out
-
-
-def carry_rows(matrix: sp.spmatrix, old_to_new: np.ndarray, n: int, *, columns: bool) -> sp.csr_matrix:
-    """A sparse matrix with rows (and, when ``columns``, columns too) indexed by old items, laid
-    out for the new vocabulary. When the old items keep their order (a sorted vocabulary that only
-    grew) the arrays are reused as they are, with empty rows inserted, instead of re-sorted."""
-    matrix = sp.csr_matrix(matrix)
-    n_cols = n if columns else matrix.shape[1]
-    if len(old_to_new) == 0 or matrix.nnz == 0:
-        return sp.csr_matrix((n, n_cols), dtype=matrix.dtype)
-    if np.all(old_to_new >= 0) and np.all(np.diff(old_to_new) > 0):
-        counts = np.zeros(n, dtype=np.int64)
-        counts[old_to_new] = np.diff(matrix.indptr)
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        indices = old_to_new[matrix.indices] if columns else matrix.indices
-        return sp.csr_matrix((matrix.data, indices, indptr), shape=(n, n_cols))
-    coo = matrix.tocoo()
-    rows = old_to_new[coo.row]
-    cols = old_to_new[coo.col] if columns else coo.col
-    ok = (rows >= 0) & (cols >= 0)
-    out = sp.csr_matrix((coo.data[ok], (rows[ok], cols[ok])), shape=(n, n_cols), dtype=matrix.dtype)
-    out.sum_duplicates()
-    return out
 
 
 def _weights(model: UserPersonalization, data: TrainingData, events: np.ndarray) -> np.ndarray:
@@ -235,7 +192,6 @@ def _update_transitions(
     old_to_new: np.ndarray,
     data: TrainingData,
     events: np.ndarray,
-    users: np.ndarray,
     weights: np.ndarray,
     is_new: np.ndarray,
 ) -> sp.csr_matrix:
@@ -246,27 +202,12 @@ def _update_transitions(
     carried = carry_rows(previous.transitions, old_to_new, n, columns=True).astype(np.float32)
     if not is_new.any():
         return carried
-    subset = TrainingData(
-        user_ids=np.arange(int(users.max(initial=-1)) + 1).astype(str),
-        item_ids=data.item_ids,
-        user_index=users.astype(np.int32),
-        item_index=data.item_index[events],
-        event_types=data.event_types[events],
-        event_values=data.event_values[events],
-        timestamps=data.timestamps[events],
-    )
     from engine.recipes.user_personalization import TRANSITION_DECAY
 
-    window, decay = hp["sequence_window"], TRANSITION_DECAY
     positive = weights > 0
-
-    def counted(mask: np.ndarray) -> sp.csr_matrix:
-        if not mask.any():  # (transition_matrix wants at least one event)
-            return sp.csr_matrix((n, n), dtype=np.float32)
-        return transition_matrix(subset, window=window, decay=decay, event_mask=mask)
-
-    now, before = counted(positive), counted(positive & ~is_new)
-    delta = (now - before).tocsr()
+    delta = transitions_gained(
+        data, events[positive], is_new[positive], window=hp["sequence_window"], decay=TRANSITION_DECAY
+    )
     delta.data[np.abs(delta.data) < _TINY] = 0.0
     out = (carried + delta).tocsr()
     # The previous version may not have counted some of these users' old events (the FULL

@@ -10,8 +10,8 @@ from engine.recipes import Query, TrainingData, up_update
 from engine.recipes.feature_space import feature_space
 from engine.recipes.item_metadata import feature_matrix, neighbour_matrix
 from engine.recipes.sequences import transition_matrix
-from engine.recipes.up_update import carry_rows, vocabulary_map
 from engine.recipes.user_personalization import TRANSITION_DECAY, UserPersonalization
+from engine.recipes.vocabulary import carry_rows, vocabulary_map
 from engine.records import Item, User
 from tests.engine.recipes.contract import history
 
