@@ -271,18 +271,23 @@ def _query(group_id: int, excluded: Sequence[str], after_id: int):
     return query.where(r.event_type.notin_(list(excluded))) if excluded else query
 
 
+def driver_statement(query: Any, dialect: Any) -> tuple[str, Any]:
+    """A select as the database driver's own cursor takes it (SQL text and parameters), for reads
+    of a whole dataset that skip SQLAlchemy's per-row result objects."""
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    return str(compiled), tuple(params[k] for k in compiled.positiontup or ()) if compiled.positional else params
+
+
 def read_rows(engine: Engine, group_id: int, excluded: Sequence[str], after_id: int) -> InteractionColumns:
     """The same columns from plain driver rows, converted a block at a time."""
     query = _query(group_id, excluded, after_id)
     codes = _new_codes()
     ids, users, items, types, values, stamps, sessions = [], [], [], [], [], [], []
     with engine.connect() as conn:
-        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-        params = compiled.params
-        args = tuple(params[k] for k in compiled.positiontup or ()) if compiled.positional else params
         cursor = conn.connection.driver_connection.cursor()
         try:
-            cursor.execute(str(compiled), args)
+            cursor.execute(*driver_statement(query, conn.dialect))
             while rows := cursor.fetchmany(FETCH_ROWS):
                 i, u, it, ty, v, ts, s = zip(*rows, strict=True)
                 ids.append(np.array(i, dtype=np.int64))

@@ -27,7 +27,7 @@ from engine.errors import AlreadyExists, InvalidInput, NotFound, Unauthorized
 from engine.expiring import Expiring
 from engine.records import IMPRESSION, Alias, Erasure, Interaction, Item, Record, User
 from engine.storage import tables as t
-from engine.storage.columns import InteractionColumns, read_postgres, read_rows, read_sqlite
+from engine.storage.columns import InteractionColumns, driver_statement, read_postgres, read_rows, read_sqlite
 from engine.storage.db import make_engine
 from engine.storage.upgrade import upgrade_schema
 
@@ -536,12 +536,9 @@ class Store:
         driver decodes them, text on SQLite), for reads of a whole dataset."""
         with self.session() as s:
             connection = s.connection()
-            compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
-            params = compiled.params
-            args = tuple(params[k] for k in compiled.positiontup or ()) if compiled.positional else params
             cursor = connection.connection.driver_connection.cursor()
             try:
-                cursor.execute(str(compiled), args)
+                cursor.execute(*driver_statement(query, connection.dialect))
                 return cursor.fetchall()
             finally:
                 cursor.close()
