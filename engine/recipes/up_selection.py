@@ -24,8 +24,12 @@ score is a monotone function of taste (so their best by taste are their best by 
 
 from __future__ import annotations
 
+import copy
 import math
+import os
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,6 +67,8 @@ MAX_VALIDATION_USERS = 500
 _BLOCK_ELEMENTS = 8_000_000
 #: Items are dealt into groups of this many to find each user's best by taste.
 _GROUP = 32
+#: Threads scoring blocks of held-out users (numpy releases the interpreter lock in the heavy parts).
+_THREADS = 4
 #: From this many events on, one fit serves as the probe and the final model (see the docstring).
 SHARED_FIT_EVENTS = 200_000
 
@@ -226,14 +232,33 @@ def score_settings(
     tops = {k: np.zeros((len(usable), CALIBRATED_RANKS), dtype=np.int64) for k in settings}
     valid = {k: np.zeros((len(usable), CALIBRATED_RANKS), dtype=bool) for k in settings}
     scorer = _Scorer(probe, family, usable, [s[0] for s in seen], has_context, mixes, context_weights)
-    for lo, hi in scorer.blocks():
-        scorer.block(lo, hi)
-        for h in half_lives:
-            scorer.taste(h)
-            for key in (k for k in settings if k[0] == h):
-                top, ok = scorer.top(key[1], key[2])
-                tops[key][lo:hi, : top.shape[1]] = top
-                valid[key][lo:hi, : top.shape[1]] = ok
+    blocks = list(scorer.blocks())
+    threads = max(1, min(_THREADS, os.cpu_count() or 1, len(blocks)))
+    with ThreadPoolExecutor(threads, thread_name_prefix="up-select") as pool:
+        # The inputs are shared by every block (one stacked solve per half-life); each thread then
+        # scores whole blocks with its own copy of the scorer (the per-block state is the copy's).
+        list(pool.map(scorer.inputs, half_lives))
+        scorer.prepare()
+        pending = iter(blocks)
+        lock = threading.Lock()
+
+        def score_blocks() -> None:
+            own = copy.copy(scorer)
+            while True:
+                with lock:
+                    lo, hi = next(pending, (None, None))
+                if lo is None:
+                    return
+                own.block(lo, hi)
+                for h in half_lives:
+                    own.taste(h)
+                    for key in (k for k in settings if k[0] == h):
+                        top, ok = own.top(key[1], key[2])
+                        tops[key][lo:hi, : top.shape[1]] = top
+                        valid[key][lo:hi, : top.shape[1]] = ok
+
+        for done in [pool.submit(score_blocks) for _ in range(threads)]:
+            done.result()
     outcomes = _Outcomes(probe, usable, seen)
     for key in settings:
         hits = outcomes.hits(tops[key], valid[key])
@@ -366,6 +391,20 @@ class _Scorer:
         self._input_cache: dict = {}
         self._padded_factors: np.ndarray | None = None
 
+    def prepare(self) -> None:
+        """Build what blocks share before copies of this scorer are handed to threads."""
+        if self.family == "als":
+            self._padded()
+
+    def _padded(self) -> np.ndarray:
+        """The item factors padded with zero rows to whole groups: padding columns score 0."""
+        if self._padded_factors is None:
+            n, groups = self.n_items, -(-self.n_items // _GROUP)
+            padded = np.zeros((groups * _GROUP, self.probe.item_factors.shape[1]), dtype=np.float32)
+            padded[:n] = self.probe.item_factors
+            self._padded_factors = padded
+        return self._padded_factors
+
     def blocks(self) -> Iterator[tuple[int, int]]:
         size = max(1, _BLOCK_ELEMENTS // max(self.n_items, 1))
         for lo in range(0, len(self.history), size):
@@ -423,7 +462,7 @@ class _Scorer:
             self.near_sequence = near / self.sequence_top[:, None]
 
     # ----------------------------------------------------------------- per half-life
-    def _inputs(self, half_life: float | None) -> np.ndarray | sp.csr_matrix:
+    def inputs(self, half_life: float | None) -> np.ndarray | sp.csr_matrix:
         """Every user's taste input for this half-life, computed once for all blocks: ALS user
         vectors (stacked solves), or EASE's log-weights over its items."""
         if half_life in self._input_cache:
@@ -458,14 +497,11 @@ class _Scorer:
         probe, n = self.probe, self.n_items
         lo, hi = self.lo, self.hi
         count = hi - lo
-        inputs = self._inputs(half_life)
+        inputs = self.inputs(half_life)
         groups = -(-n // _GROUP)
         # Scored straight into the group layout: padding columns come from zero factors.
         if self.family == "als":
-            if self._padded_factors is None:
-                self._padded_factors = np.zeros((groups * _GROUP, probe.item_factors.shape[1]), dtype=np.float32)
-                self._padded_factors[:n] = probe.item_factors
-            padded = inputs[lo:hi] @ self._padded_factors.T
+            padded = inputs[lo:hi] @ self._padded().T
         else:
             padded = np.zeros((count, groups * _GROUP), dtype=np.float32)
             if len(probe.ease_items):

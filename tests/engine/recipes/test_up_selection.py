@@ -90,6 +90,27 @@ def test_the_fast_scorer_ranks_as_the_dense_definition(family, hyperparameters, 
     assert same >= 0.97 * total
 
 
+def test_blocks_scored_in_threads_give_the_one_thread_results(monkeypatch):
+    data = wide_data()
+    model = UserPersonalization(**HP)
+    held_out = validation_users(data, share=0.2, max_users=500, seed=42)
+    train, cases = holdout(data, held_out)
+    model._fit_core(train, "als", features=feature_matrix(train.item_ids, train.items), need_als=True)
+    cases = [c for c in cases if model._known(c.history)]
+    # Blocks of 7 users: many blocks, shared by the threads in whatever order they take them.
+    monkeypatch.setattr(selection, "_BLOCK_ELEMENTS", 7 * len(model.item_ids))
+
+    def scored(threads):
+        monkeypatch.setattr(selection, "_THREADS", threads)
+        return list(selection.score_settings(model, cases, "als", (3.0, None), (0.0, 0.5)))
+
+    one, several = scored(1), scored(4)
+    assert len(cases) > 7 * 4
+    for (choice_a, calibration_a, ndcg_a), (choice_b, calibration_b, ndcg_b) in zip(one, several, strict=True):
+        assert choice_a == choice_b and ndcg_a == ndcg_b
+        assert np.array_equal(calibration_a.hit_rates, calibration_b.hit_rates)
+
+
 def test_on_large_data_one_fit_is_both_the_probe_and_the_final_model(monkeypatch):
     data = shop_data()
     monkeypatch.setattr(selection, "SHARED_FIT_EVENTS", 0)
