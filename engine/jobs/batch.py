@@ -38,6 +38,7 @@ from engine.errors import InvalidInput, NotFound, ShelfwiseError
 from engine.recipes import Query, Ranked, Recipe, recipe_class
 from engine.recipes.batching import BatchQuery, UserEvents, recommend_many
 from engine.storage import Store
+from engine.storage.db import in_memory
 from engine.storage.histories import EventColumns, latest_events_of_users
 
 if TYPE_CHECKING:
@@ -407,7 +408,7 @@ class _WorkerSpec:
 
 
 def _worker_count(store: Store, workers: int | None) -> int:
-    if _in_memory(store.database_url):
+    if in_memory(store.database_url):
         return 1  # another process would see another, empty database
     if workers is not None:
         return max(1, workers)
@@ -416,15 +417,6 @@ def _worker_count(store: Store, workers: int | None) -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, MAX_WORKERS))
-
-
-def _in_memory(database_url: str) -> bool:
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url)
-    return url.get_backend_name() == "sqlite" and (
-        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
-    )
 
 
 def _answer_in_processes(

@@ -13,32 +13,60 @@ from engine.errors import InvalidInput, NotFound, ShelfwiseError
 from engine.jobs.hpo import HpoSettings, check_settings, search
 from engine.jobs.snapshot import read_interactions, snapshot_directory, to_training_data
 from engine.recipes import Recipe, TrainingData, recipe_class
+from engine.recipes.catalog import Catalog
 from engine.recipes.implicit_backend import progress_bars
+from engine.records import Item
 from engine.storage import SolutionVersionInfo, Store
 from engine.storage.contexts import contextual_fields, interaction_contexts
+from engine.storage.db import in_memory
 
 log = logging.getLogger(__name__)
 
 TRAINING_MODES = ("full", "update")
 
 
-def load_training_data(store: Store, dataset_group: str, *, snapshot_dir: str | Path | None = None) -> TrainingData:
+def load_training_data(
+    store: Store, dataset_group: str, *, snapshot_dir: str | Path | None = None, whole_catalog: bool = True
+) -> TrainingData:
     """The group's training snapshot: interactions in time order, the catalog and the users.
 
     With ``snapshot_dir`` the interaction columns are kept there and later reads fetch only the
     interactions added since (engine.jobs.snapshot); a schema with contextual fields reads
     everything each time (the contexts are read beside the columns, in the same order).
+
+    The catalog is a :class:`~engine.recipes.catalog.Catalog`: ``whole_catalog`` (a FULL) reads
+    every entry beside the interactions; otherwise (an UPDATE) entries are read when a recipe
+    asks, only those it asks for where it can say which.
     """
+    catalog = training_catalog(store, dataset_group)
+    if whole_catalog and not in_memory(store.database_url):
+        catalog.prefetch()  # another thread, another connection: not for an in-memory database
     # Contextual metadata (device, location...) only where the schema declares it.
     contextual = bool(contextual_fields(store, dataset_group))
     columns = read_interactions(store, dataset_group, None if contextual else snapshot_dir)
     contexts = interaction_contexts(store, dataset_group) if contextual else None
     return to_training_data(
         columns,
-        store.items(dataset_group),
+        catalog,
         store.users(dataset_group),
         contexts if contexts is not None and len(contexts) == len(columns) else None,
     )
+
+
+#: Ids per query when a training reads some of the catalog's entries (bound parameters per statement).
+CATALOG_CHUNK = 500
+
+
+def training_catalog(store: Store, dataset_group: str) -> Catalog:
+    """The group's catalog for training: its ids now, its entries from the store when needed."""
+
+    def some(ids: list[str]) -> dict[str, Item]:
+        found: dict[str, Item] = {}
+        for lo in range(0, len(ids), CATALOG_CHUNK):
+            found.update(store.items(dataset_group, ids[lo : lo + CATALOG_CHUNK]))
+        return found
+
+    return Catalog(store.item_ids(dataset_group), lambda: store.items(dataset_group), some)
 
 
 def ensure_solution(
@@ -98,7 +126,9 @@ def train(
         previous = cls.load(last.artifact_path)
 
     started = time.perf_counter()
-    data = load_training_data(store, dataset_group, snapshot_dir=snapshot_directory(artifact_dir, dataset_group))
+    data = load_training_data(
+        store, dataset_group, snapshot_dir=snapshot_directory(artifact_dir, dataset_group), whole_catalog=mode == "full"
+    )
     if len(data) == 0:
         raise InvalidInput(f"dataset group {dataset_group!r} has no interactions to train on")
     # The highest interaction id this version sees, kept in its artifact: the next UPDATE tells

@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from engine.recipes.als_batch import solve_users
 from engine.recipes.attribute_popularity import _CONTEXT_PREFIX, AttributePopularity, _category
 from engine.recipes.base import TrainingData
+from engine.recipes.catalog import subset
 from engine.recipes.feature_space import feature_space
 from engine.recipes.implicit_backend import gram
 from engine.recipes.item_metadata import neighbour_matrix
@@ -240,7 +241,9 @@ def _update_cold(
                 (np.ones(len(fresh_ids), dtype=np.float32), (fresh_ids, np.arange(len(fresh_ids)))),
                 shape=(n, len(fresh_ids)),
             )
-            features = (features + placed @ space.rows(data.item_ids[fresh_ids], data.items)).tocsr()
+            # Only the new items' metadata is read (a Catalog reads just these; see engine.recipes.catalog).
+            ids = data.item_ids[fresh_ids]
+            features = (features + placed @ space.rows(ids, subset(data.items, ids.tolist()))).tocsr()
     model.item_features, model.feature_space = features.astype(np.float32), space
     # Rows of items still cold are kept; items that got events drop theirs; new cold items get one.
     carried = carry_rows(previous.cold_neighbours, old_to_new, n, columns=True)

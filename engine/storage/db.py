@@ -36,3 +36,12 @@ def make_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     raise InvalidInput(f"unsupported database {url.get_backend_name()!r}: use sqlite or postgresql")
+
+
+def in_memory(database_url: str) -> bool:
+    """True for an in-memory SQLite database: another process, or another thread (SQLAlchemy gives
+    each thread its own connection there), would see a different, empty database."""
+    url = make_url(database_url)
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )

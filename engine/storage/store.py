@@ -550,6 +550,13 @@ class Store:
                 select(func.count()).select_from(t.InteractionRow).where(t.InteractionRow.dataset_group_id == group.id)
             )
 
+    def item_ids(self, dataset_group: str) -> list[str]:
+        """Every catalog item's id (no properties: a training that needs only some entries reads
+        those with :meth:`items`)."""
+        group = self.get_dataset_group(dataset_group)
+        rows = self._driver_rows(select(t.ItemRow.item_id).where(t.ItemRow.dataset_group_id == group.id))
+        return [i for (i,) in rows]
+
     def items(self, dataset_group: str, item_ids: Iterable[str] | None = None) -> dict[str, Item]:
         """Catalog entries by id: all of them, or just ``item_ids`` (unknown ids are left out)."""
         group = self.get_dataset_group(dataset_group)

@@ -1,0 +1,110 @@
+"""The catalog as training sees it: every item id up front, the entries read only when needed.
+
+Reading and decoding a whole catalog (100,000 items' JSON properties) takes about as long as an
+UPDATE's own work: an UPDATE needs only the metadata of the items it has not seen before, and a
+FULL can have the catalog read while the interactions are. So the training job hands recipes a
+:class:`Catalog`: a read-only mapping whose ids are known at once and whose entries come from a
+loader the first time one is asked for (or from a read started earlier, :meth:`Catalog.prefetch`);
+:meth:`Catalog.subset` reads only the entries asked for, where the source can.
+
+Recipes see plain ``Mapping[str, Item]`` behaviour (a dict works everywhere a catalog does); the
+loaders are callables, so nothing here knows where the items come from.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+
+from engine.records import Item
+
+Loader = Callable[[], Mapping[str, Item]]
+SubsetLoader = Callable[[list[str]], Mapping[str, Item]]
+
+
+class Catalog(Mapping[str, Item]):
+    """Items by id: ``ids`` are the catalog's; entries are loaded on first use.
+
+    An id whose entry is gone by the time the entries are read (an item deleted meanwhile) is
+    reported absent from then on, so ``id in catalog`` and ``catalog[id]`` agree once loaded."""
+
+    def __init__(self, ids: Sequence[str], load_all: Loader, load_some: SubsetLoader | None = None) -> None:
+        self._ids = list(ids)
+        self._id_set = frozenset(self._ids)
+        self._load_all, self._load_some = load_all, load_some
+        self._entries: Mapping[str, Item] | None = None
+        self._pending: Future | None = None
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- loading
+    def prefetch(self) -> None:
+        """Start reading every entry in a background thread (a FULL needs them all later)."""
+        with self._lock:
+            if self._entries is not None or self._pending is not None:
+                return
+            pending: Future = Future()
+            self._pending = pending
+
+        def read() -> None:
+            try:
+                pending.set_result(self._load_all())
+            except BaseException as exc:  # handed to whoever asks for the entries
+                pending.set_exception(exc)
+
+        threading.Thread(target=read, name="catalog-prefetch", daemon=True).start()
+
+    @property
+    def loaded(self) -> bool:
+        return self._entries is not None
+
+    def _all(self) -> Mapping[str, Item]:
+        if self._entries is None:
+            with self._lock:
+                pending = self._pending
+            entries = pending.result() if pending is not None else self._load_all()
+            with self._lock:
+                if self._entries is None:
+                    self._entries = entries
+        return self._entries
+
+    def subset(self, ids: Iterable[str]) -> Mapping[str, Item]:
+        """The entries of these ids (those in the catalog), reading only them where the catalog is
+        not loaded yet and the source can."""
+        wanted = [i for i in dict.fromkeys(ids) if i in self._id_set]
+        if self._entries is None and self._pending is None and self._load_some is not None:
+            return dict(self._load_some(wanted)) if wanted else {}
+        entries = self._all()
+        return {i: entries[i] for i in wanted if i in entries}
+
+    # ----------------------------------------------------------------- Mapping
+    def __getitem__(self, item_id: str) -> Item:
+        if item_id not in self._id_set:
+            raise KeyError(item_id)
+        return self._all()[item_id]
+
+    def __contains__(self, item_id: object) -> bool:
+        if item_id not in self._id_set:
+            return False
+        return self._entries is None or item_id in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        if self._entries is None:
+            return iter(self._ids)
+        return (i for i in self._ids if i in self._entries)
+
+    def __len__(self) -> int:
+        if self._entries is None:
+            return len(self._ids)
+        return sum(1 for i in self._ids if i in self._entries)
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._entries is not None else "not loaded"
+        return f"<Catalog of {len(self._ids)} items, {state}>"
+
+
+def subset(items: Mapping[str, Item], ids: Iterable[str]) -> Mapping[str, Item]:
+    """These ids' entries of any mapping of items; a :class:`Catalog` reads only them."""
+    if isinstance(items, Catalog):
+        return items.subset(ids)
+    return {i: items[i] for i in ids if i in items}
