@@ -255,3 +255,49 @@ def test_artifacts_without_a_watermark_still_load(tmp_path):
     arrays["__header__"] = np.array(json.dumps(header))
     np.savez(tmp_path / "old.npz", **arrays)
     assert cls.load(tmp_path / "old.npz").data_watermark is None
+
+
+def test_a_few_new_rows_are_read_again_rather_than_rewritten(store, tmp_path, reads, monkeypatch):
+    from engine.jobs import snapshot
+
+    fill(store)
+    directory = snapshot_directory(tmp_path, GROUP)
+    load_training_data(store, GROUP, snapshot_dir=directory)
+    first = (directory / SNAPSHOT_FILE).read_bytes()
+    watermark = int(reference(store).interaction_ids.max())
+    monkeypatch.setattr(snapshot, "REWRITE_SHARE", 0.2)  # 120 rows kept: up to 24 new ones are read again
+
+    store.ingest(GROUP, events(range(70, 72), 20, 1_700_000_400, seed=6))  # 12 rows
+    for _ in range(2):
+        reads.clear()
+        assert_same(load_training_data(store, GROUP, snapshot_dir=directory), reference(store))
+        assert reads == [watermark] and (directory / SNAPSHOT_FILE).read_bytes() == first
+
+    store.ingest(GROUP, events(range(72, 75), 20, 1_700_000_500, seed=7))  # 30 new rows in all: rewritten
+    reads.clear()
+    assert_same(load_training_data(store, GROUP, snapshot_dir=directory), reference(store))
+    assert reads == [watermark] and (directory / SNAPSHOT_FILE).read_bytes() != first
+    reads.clear()
+    load_training_data(store, GROUP, snapshot_dir=directory)
+    assert reads == [int(reference(store).interaction_ids.max())]
+
+
+def test_an_update_reads_only_the_new_items_metadata(store, tmp_path, monkeypatch):
+    fill(store)
+    hp = {"factors": 4, "iterations": 2}
+    common = {"dataset_group": GROUP, "recipe": "user-personalization", "solution": "up", "hyperparameters": hp}
+    train(store, tmp_path, **common, metrics=False)
+    store.ingest(GROUP, [Item("i-new", {"CATEGORY_L1": "shoes"}), *events(range(80, 83), 25, 1_700_000_600, seed=8)])
+    asked: list[list[str] | None] = []
+    original = store.items
+
+    def spy(group, item_ids=None):
+        asked.append(None if item_ids is None else sorted(item_ids))
+        return original(group, item_ids)
+
+    monkeypatch.setattr(store, "items", spy)
+    version = train(store, tmp_path, **common, mode="update")
+    assert asked == [["i-new"]]  # not the whole catalog
+    model = recipe_class("user-personalization").load(version.artifact_path)
+    new = model.item_index("i-new")
+    assert new is not None and model.item_features[new].nnz > 0  # placed through its metadata
