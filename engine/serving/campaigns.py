@@ -128,6 +128,7 @@ class CampaignService:
             cached = self._models.get(key)
             if cached is None or cached[0] != version:
                 model = recipe_class(campaign.recipe).load(campaign.artifact_path)
+                model.warm()
                 self._approximate(campaign, model)
                 self._models[key] = (version, model)
             return self._models[key][1]
