@@ -29,6 +29,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -81,10 +82,15 @@ def discard_beside(artifact_paths: Iterable[str | Path]) -> list[Path]:
     return removed
 
 
-def read_interactions(store: Store, dataset_group: str, directory: str | Path | None) -> InteractionColumns:
+def read_interactions(
+    store: Store, dataset_group: str, directory: str | Path | None, *, writer: Executor | None = None
+) -> InteractionColumns:
     """The group's interactions in id order: the snapshot in ``directory`` plus what is new where
     the snapshot is still valid, else a full read; the result becomes the new snapshot.
-    ``directory`` None: a plain full read, nothing kept."""
+    ``directory`` None: a plain full read, nothing kept.
+
+    With ``writer`` the new snapshot is written there (a thread: the caller goes on with the
+    columns meanwhile, and waits for the executor before relying on the file)."""
     if directory is None:
         return store.interaction_columns(dataset_group)
     directory = Path(directory)
@@ -110,11 +116,20 @@ def read_interactions(store: Store, dataset_group: str, directory: str | Path | 
                 return columns
     if columns is None:
         columns = store.interaction_columns(dataset_group)
-    try:
-        _save(directory, columns, {**identity, "rewrites": rewrites})
-    except OSError as exc:  # a snapshot only saves time: training goes on without one
-        log.warning("could not write the training snapshot of %s: %s", dataset_group, exc)
+    header = {**identity, "rewrites": rewrites}
+    if writer is None:
+        _keep(directory, columns, header, dataset_group)
+    else:
+        writer.submit(_keep, directory, columns, header, dataset_group)
     return columns
+
+
+def _keep(directory: Path, columns: InteractionColumns, header: Mapping[str, Any], dataset_group: str) -> None:
+    try:
+        _save(directory, columns, header)
+    except Exception as exc:  # a snapshot only saves time: training goes on without one (and, in a
+        # writer thread, nothing else would report the error)
+        log.warning("could not write the training snapshot of %s: %s: %s", dataset_group, type(exc).__name__, exc)
 
 
 def _identity(store: Store, dataset_group: str) -> dict[str, Any]:

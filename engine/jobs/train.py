@@ -6,6 +6,7 @@ import logging
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,16 @@ def load_training_data(
         catalog.prefetch()  # another thread, another connection: not for an in-memory database
     # Contextual metadata (device, location...) only where the schema declares it.
     contextual = bool(contextual_fields(store, dataset_group))
-    columns = read_interactions(store, dataset_group, None if contextual else snapshot_dir)
-    contexts = interaction_contexts(store, dataset_group) if contextual else None
-    return to_training_data(
-        columns,
-        catalog,
-        store.users(dataset_group),
-        contexts if contexts is not None and len(contexts) == len(columns) else None,
-    )
+    # The new snapshot is written while the columns become training data (leaving the block waits).
+    with ThreadPoolExecutor(1, thread_name_prefix="snapshot-writer") as writer:
+        columns = read_interactions(store, dataset_group, None if contextual else snapshot_dir, writer=writer)
+        contexts = interaction_contexts(store, dataset_group) if contextual else None
+        return to_training_data(
+            columns,
+            catalog,
+            store.users(dataset_group),
+            contexts if contexts is not None and len(contexts) == len(columns) else None,
+        )
 
 
 #: Ids per query when a training reads some of the catalog's entries (bound parameters per statement).
