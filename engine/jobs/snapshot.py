@@ -42,7 +42,8 @@ from engine.storage.columns import InteractionColumns
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_FORMAT = 1
+#: 2: rows kept in time order (1 kept them in id order).
+SNAPSHOT_FORMAT = 2
 #: A snapshot is rewritten once the rows newer than it exceed this share of the rows it holds.
 REWRITE_SHARE = 0.05
 SNAPSHOT_DIRECTORY = ".snapshot"
@@ -85,14 +86,14 @@ def discard_beside(artifact_paths: Iterable[str | Path]) -> list[Path]:
 def read_interactions(
     store: Store, dataset_group: str, directory: str | Path | None, *, writer: Executor | None = None
 ) -> InteractionColumns:
-    """The group's interactions in id order: the snapshot in ``directory`` plus what is new where
-    the snapshot is still valid, else a full read; the result becomes the new snapshot.
+    """The group's interactions in time order (ties by id): the snapshot in ``directory`` plus what
+    is new where the snapshot is still valid, else a full read; the result becomes the new snapshot.
     ``directory`` None: a plain full read, nothing kept.
 
     With ``writer`` the new snapshot is written there (a thread: the caller goes on with the
     columns meanwhile, and waits for the executor before relying on the file)."""
     if directory is None:
-        return store.interaction_columns(dataset_group)
+        return store.interaction_columns(dataset_group).by_time()
     directory = Path(directory)
     # Read before any interaction: a rewrite that lands during the read makes the next training
     # see a different count and read everything again, never trust a snapshot that missed it.
@@ -108,14 +109,14 @@ def read_interactions(
             log.info("snapshot of %s is out of date (interactions up to its watermark changed)", dataset_group)
         else:
             new = store.interaction_columns(dataset_group, after_id=meta["watermark"])
-            columns = kept.concat(new)
+            columns = kept.merged_by_time(new)
             log.info("snapshot of %s: %d interactions kept, %d new read", dataset_group, len(kept), len(new))
             if len(new) <= REWRITE_SHARE * len(kept):
                 # Rewriting a million rows for a few thousand new ones would cost more than reading
                 # those again next time: the snapshot stays as it is until the rows it lacks add up.
                 return columns
     if columns is None:
-        columns = store.interaction_columns(dataset_group)
+        columns = store.interaction_columns(dataset_group).by_time()
     header = {**identity, "rewrites": rewrites}
     if writer is None:
         _keep(directory, columns, header, dataset_group)
@@ -164,9 +165,9 @@ def _check(columns: InteractionColumns, meta: Mapping[str, Any]) -> None:
     for name in ("user_codes", "item_codes", "type_codes", "event_values", "timestamps", "session_codes"):
         if arrays[name].shape != (n,):
             raise ValueError(f"{name} holds {arrays[name].shape} values for {n} interactions")
-    if columns.ids.dtype != np.int64 or (n and not np.all(columns.ids[1:] > columns.ids[:-1])):
-        raise ValueError("interaction ids are not ascending int64")
-    if meta.get("count") != n or meta.get("watermark") != (int(columns.ids[-1]) if n else 0):
+    if columns.ids.dtype != np.int64 or not columns.in_time_order():
+        raise ValueError("the rows are not int64 ids in time order")  # which also makes the ids distinct
+    if meta.get("count") != n or meta.get("watermark") != (int(columns.ids.max()) if n else 0):
         raise ValueError("the header does not match the arrays")
     for codes, vocab in _VOCABULARIES.items():
         if n and (arrays[codes].min() < 0 or arrays[codes].max() >= len(arrays[vocab])):
@@ -178,7 +179,7 @@ def _check(columns: InteractionColumns, meta: Mapping[str, Any]) -> None:
 def _save(directory: Path, columns: InteractionColumns, identity: Mapping[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     n = len(columns)
-    meta = {**identity, "count": n, "watermark": int(columns.ids[-1]) if n else 0}
+    meta = {**identity, "count": n, "watermark": int(columns.ids.max()) if n else 0}
     path = directory / SNAPSHOT_FILE
     partial = directory / f".{SNAPSHOT_FILE}.{uuid.uuid4().hex}.partial"
     try:
@@ -200,9 +201,11 @@ def to_training_data(
     contexts: np.ndarray | None = None,
 ) -> TrainingData:
     """What :meth:`TrainingData.from_columns` builds from the same events in time order (ties by
-    id), without re-sorting a million id strings: only the vocabularies are sorted."""
-    order = np.argsort(columns.timestamps, kind="stable")  # columns come in id order
-    if not len(order):
+    id), without re-sorting a million id strings: only the vocabularies are sorted. Columns in time
+    order already (as :func:`read_interactions` gives them) are used as they are."""
+    if not columns.in_time_order():
+        columns = columns.by_time()
+    if not len(columns):
         data = TrainingData.from_columns([], [], [], [], items=items, users=users, session_ids=[])
         data.interaction_ids = np.empty(0, dtype=np.int64)
         return data
@@ -212,16 +215,16 @@ def to_training_data(
     return TrainingData(
         user_ids=user_ids,
         item_ids=item_ids,
-        user_index=user_map[columns.user_codes[order]],
-        item_index=item_map[columns.item_codes[order]],
-        event_types=columns.type_vocab.astype(str)[columns.type_codes[order]],
-        event_values=columns.event_values[order],
-        timestamps=columns.timestamps[order],
+        user_index=user_map[columns.user_codes],
+        item_index=item_map[columns.item_codes],
+        event_types=columns.type_vocab.astype(str)[columns.type_codes],
+        event_values=columns.event_values,
+        timestamps=columns.timestamps,
         items=items,  # as given: a Catalog reads its entries only when asked (engine.recipes.catalog)
         users=dict(users),
-        session_ids=sessions[columns.session_codes[order]],
+        session_ids=sessions[columns.session_codes],
         contexts=contexts,
-        interaction_ids=columns.ids[order],
+        interaction_ids=columns.ids,
     )
 
 

@@ -301,3 +301,29 @@ def test_an_update_reads_only_the_new_items_metadata(store, tmp_path, monkeypatc
     model = recipe_class("user-personalization").load(version.artifact_path)
     new = model.item_index("i-new")
     assert new is not None and model.item_features[new].nnz > 0  # placed through its metadata
+
+
+def test_later_rows_merged_into_time_order_equal_a_full_sort():
+    from engine.storage.columns import InteractionColumns
+
+    rng = np.random.default_rng(11)
+
+    def columns(ids: np.ndarray) -> InteractionColumns:
+        n = len(ids)
+        vocab = np.array([f"v{k}" for k in range(7)])
+        codes = lambda: rng.integers(0, 7, n).astype(np.int32)  # noqa: E731
+        return InteractionColumns(
+            ids, vocab, codes(), vocab, codes(), vocab, codes(),
+            rng.random(n), rng.integers(0, 20, n).astype(np.float64), vocab, codes(),
+        )  # fmt: skip
+
+    old = columns(np.arange(1, 301)).by_time()
+    later = columns(np.arange(400, 460)[rng.permutation(60)])  # any order, ties in time with old rows
+    merged = old.merged_by_time(later)
+    expected = old.concat(later)
+    expected = expected._rows(np.lexsort((expected.ids, expected.timestamps)))
+    assert merged.in_time_order() and not later.in_time_order()
+    for name in ("ids", "user_codes", "item_codes", "type_codes", "event_values", "timestamps", "session_codes"):
+        assert np.array_equal(getattr(merged, name), getattr(expected, name)), name
+    with pytest.raises(ValueError):
+        old.merged_by_time(columns(np.arange(200, 210)))  # ids not above the kept ones
