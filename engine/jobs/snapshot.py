@@ -29,7 +29,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from engine.recipes import TrainingData
 from engine.records import Item, User
 from engine.storage import Store
 from engine.storage.columns import InteractionColumns
+from engine.storage.db import in_memory
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +106,9 @@ def read_interactions(
         meta, kept = snapshot
         if meta["rewrites"] != rewrites:
             log.info("snapshot of %s is out of date (interactions erased or re-attributed)", dataset_group)
-        elif store.interactions_through(dataset_group, meta["watermark"]) != len(kept):
+        elif (new := _newer_if_unchanged(store, dataset_group, meta["watermark"], len(kept))) is None:
             log.info("snapshot of %s is out of date (interactions up to its watermark changed)", dataset_group)
         else:
-            new = store.interaction_columns(dataset_group, after_id=meta["watermark"])
             columns = kept.merged_by_time(new)
             log.info("snapshot of %s: %d interactions kept, %d new read", dataset_group, len(kept), len(new))
             if len(new) <= REWRITE_SHARE * len(kept):
@@ -123,6 +123,20 @@ def read_interactions(
     else:
         writer.submit(_keep, directory, columns, header, dataset_group)
     return columns
+
+
+def _newer_if_unchanged(store: Store, dataset_group: str, watermark: int, kept: int) -> InteractionColumns | None:
+    """The rows above ``watermark``, or None where the store no longer holds exactly ``kept`` rows
+    up to it. The count (a scan of the group's index) runs in a thread beside the read of the new
+    rows: both wait on the database, which works without the interpreter lock."""
+    if in_memory(store.database_url):  # one connection per thread there: another thread sees no rows
+        if store.interactions_through(dataset_group, watermark) != kept:
+            return None
+        return store.interaction_columns(dataset_group, after_id=watermark)
+    with ThreadPoolExecutor(1, thread_name_prefix="snapshot-count") as side:
+        counted = side.submit(store.interactions_through, dataset_group, watermark)
+        new = store.interaction_columns(dataset_group, after_id=watermark)
+        return new if counted.result() == kept else None
 
 
 def _keep(directory: Path, columns: InteractionColumns, header: Mapping[str, Any], dataset_group: str) -> None:

@@ -180,7 +180,8 @@ def test_rows_deleted_behind_the_stores_back_are_noticed(store, tmp_path, reads)
         s.execute(t.InteractionRow.__table__.delete().where(t.InteractionRow.user_id == "u2"))
     reads.clear()
     assert_same(load_training_data(store, GROUP, snapshot_dir=directory), reference(store))
-    assert reads == [0]
+    # The newer rows are read while the rows up to the watermark are counted; the count decides.
+    assert reads[-1] == 0 and reads[:-1] in ([], [int(reference(store).interaction_ids.max())])
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
