@@ -39,6 +39,17 @@ def test_items_and_users_are_upserted_and_interactions_appended(store):
     assert store.count_interactions("g") == 2
 
 
+def test_item_ids_lists_the_whole_catalog_even_with_odd_ids(store):
+    store.create_dataset_group("g")
+    store.create_dataset_group("other")
+    assert store.item_ids("g") == []
+    store.ingest("g", [Item("a"), Item("b,c"), Item("tab\tand\nnewline"), Item("é")])
+    store.ingest("other", [Item("z")])
+    assert sorted(store.item_ids("g")) == sorted(["a", "b,c", "tab\tand\nnewline", "é"])
+    store.ingest("g", [Item("sep\x1finside")])  # the separator the fast path splits on: read row by row
+    assert sorted(store.item_ids("g")) == sorted(["a", "b,c", "tab\tand\nnewline", "é", "sep\x1finside"])
+
+
 def test_latest_events_are_bounded_and_oldest_first(store):
     store.create_dataset_group("g")
     store.ingest("g", [Interaction("u1", f"p{i}", "view", float(i)) for i in range(50)])
