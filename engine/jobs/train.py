@@ -35,9 +35,10 @@ def load_training_data(
     interactions added since (engine.jobs.snapshot); a schema with contextual fields reads
     everything each time (the contexts are read beside the columns, in the same order).
 
-    The catalog is a :class:`~engine.recipes.catalog.Catalog`: ``whole_catalog`` (a FULL) reads
-    every entry beside the interactions; otherwise (an UPDATE) entries are read when a recipe
-    asks, only those it asks for where it can say which.
+    ``whole_catalog`` (a FULL): every catalog entry, read in a thread beside the interactions and
+    handed over as a dict. Otherwise (an UPDATE) the catalog is a lazy
+    :class:`~engine.recipes.catalog.Catalog`: entries are read when a recipe asks, only those it
+    asks for where it can say which.
     """
     catalog = training_catalog(store, dataset_group)
     if whole_catalog and not in_memory(store.database_url):
@@ -50,7 +51,7 @@ def load_training_data(
         contexts = interaction_contexts(store, dataset_group) if contextual else None
         return to_training_data(
             columns,
-            catalog,
+            catalog.entries() if whole_catalog else catalog,  # read beside the interactions by now
             store.users(dataset_group),
             contexts if contexts is not None and len(contexts) == len(columns) else None,
         )

@@ -14,7 +14,7 @@ loaders are callables, so nothing here knows where the items come from.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
 from concurrent.futures import Future
 
 from engine.records import Item
@@ -33,7 +33,7 @@ class Catalog(Mapping[str, Item]):
         self._ids = list(ids)
         self._id_set = frozenset(self._ids)
         self._load_all, self._load_some = load_all, load_some
-        self._entries: Mapping[str, Item] | None = None
+        self._entries: dict[str, Item] | None = None
         self._pending: Future | None = None
         self._lock = threading.Lock()
 
@@ -58,15 +58,25 @@ class Catalog(Mapping[str, Item]):
     def loaded(self) -> bool:
         return self._entries is not None
 
-    def _all(self) -> Mapping[str, Item]:
+    def _all(self) -> dict[str, Item]:
         if self._entries is None:
             with self._lock:
                 pending = self._pending
             entries = pending.result() if pending is not None else self._load_all()
+            # Only the ids known up front: from here on every lookup is the dict's.
+            if isinstance(entries, dict) and entries.keys() == self._id_set:
+                own = entries  # the usual case: nothing added or removed in between
+            else:
+                own = {i: entries[i] for i in self._ids if i in entries}
             with self._lock:
                 if self._entries is None:
-                    self._entries = entries
+                    self._entries = own
         return self._entries
+
+    def entries(self) -> dict[str, Item]:
+        """Every entry, as a plain dict (read now unless read or being read already): for a caller
+        that needs them all, dict lookups cost a third of this class's."""
+        return self._all()
 
     def subset(self, ids: Iterable[str]) -> Mapping[str, Item]:
         """The entries of these ids (those in the catalog), reading only them where the catalog is
@@ -79,24 +89,34 @@ class Catalog(Mapping[str, Item]):
 
     # ----------------------------------------------------------------- Mapping
     def __getitem__(self, item_id: str) -> Item:
-        if item_id not in self._id_set:
+        if self._entries is None and item_id not in self._id_set:
             raise KeyError(item_id)
         return self._all()[item_id]
 
+    def get(self, item_id: str, default: Item | None = None) -> Item | None:
+        if self._entries is None and item_id not in self._id_set:
+            return default
+        return self._all().get(item_id, default)
+
     def __contains__(self, item_id: object) -> bool:
-        if item_id not in self._id_set:
-            return False
-        return self._entries is None or item_id in self._entries
+        if self._entries is None:
+            return item_id in self._id_set
+        return item_id in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        if self._entries is None:
-            return iter(self._ids)
-        return (i for i in self._ids if i in self._entries)
+        return iter(self._ids if self._entries is None else self._entries)
 
     def __len__(self) -> int:
-        if self._entries is None:
-            return len(self._ids)
-        return sum(1 for i in self._ids if i in self._entries)
+        return len(self._ids if self._entries is None else self._entries)
+
+    def keys(self) -> KeysView[str]:
+        return self._all().keys() if self._entries is not None else super().keys()
+
+    def values(self) -> ValuesView[Item]:
+        return self._all().values()  # every entry: read them
+
+    def items(self) -> ItemsView[str, Item]:
+        return self._all().items()
 
     def __repr__(self) -> str:
         state = "loaded" if self._entries is not None else "not loaded"

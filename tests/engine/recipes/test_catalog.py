@@ -68,6 +68,7 @@ def test_prefetch_reads_in_the_background_and_hands_errors_to_the_reader():
     catalog.prefetch()  # once
     release.set()
     assert catalog["i0"] == ENTRIES["i0"] and source.whole == 1
+    assert catalog.entries() == ENTRIES and type(catalog.entries()) is dict and source.whole == 1
     # A subset after a prefetch uses the whole read rather than a second query.
     assert subset(catalog, ["i1"]) == {"i1": ENTRIES["i1"]} and source.some == []
 
