@@ -28,8 +28,9 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,20 +102,27 @@ def read_interactions(
     rewrites = store.interaction_rewrites(dataset_group)
     identity = _identity(store, dataset_group)
     columns = None
-    snapshot = _load(directory / SNAPSHOT_FILE, identity)
-    if snapshot is not None:
-        meta, kept = snapshot
-        if meta["rewrites"] != rewrites:
-            log.info("snapshot of %s is out of date (interactions erased or re-attributed)", dataset_group)
-        elif (new := _newer_if_unchanged(store, dataset_group, meta["watermark"], len(kept))) is None:
-            log.info("snapshot of %s is out of date (interactions up to its watermark changed)", dataset_group)
-        else:
-            columns = kept.merged_by_time(new)
-            log.info("snapshot of %s: %d interactions kept, %d new read", dataset_group, len(kept), len(new))
-            if len(new) <= REWRITE_SHARE * len(kept):
-                # Rewriting a million rows for a few thousand new ones would cost more than reading
-                # those again next time: the snapshot stays as it is until the rows it lacks add up.
-                return columns
+    path = directory / SNAPSHOT_FILE
+    header = _header(path, identity)
+    if header is not None and header["rewrites"] != rewrites:
+        log.info("snapshot of %s is out of date (interactions erased or re-attributed)", dataset_group)
+    elif header is not None:
+        # The rows up to the watermark are counted (a scan of the group's index, in the database,
+        # without the interpreter lock) while the snapshot is loaded and the newer rows are read.
+        with _counting(store, dataset_group, header["watermark"]) as counted:
+            snapshot = _load(path, identity)
+            if snapshot is not None and snapshot[0] == header:
+                kept = snapshot[1]
+                new = store.interaction_columns(dataset_group, after_id=header["watermark"])
+                if counted() != len(kept):
+                    log.info("snapshot of %s is out of date (interactions up to its watermark changed)", dataset_group)
+                else:
+                    columns = kept.merged_by_time(new)
+                    log.info("snapshot of %s: %d kept, %d new read", dataset_group, len(kept), len(new))
+                    if len(new) <= REWRITE_SHARE * len(kept):
+                        # Rewriting a million rows for a few thousand new ones would cost more than
+                        # reading those again next time: the snapshot stays until the rows it lacks add up.
+                        return columns
     if columns is None:
         columns = store.interaction_columns(dataset_group).by_time()
     header = {**identity, "rewrites": rewrites}
@@ -125,18 +133,16 @@ def read_interactions(
     return columns
 
 
-def _newer_if_unchanged(store: Store, dataset_group: str, watermark: int, kept: int) -> InteractionColumns | None:
-    """The rows above ``watermark``, or None where the store no longer holds exactly ``kept`` rows
-    up to it. The count (a scan of the group's index) runs in a thread beside the read of the new
-    rows: both wait on the database, which works without the interpreter lock."""
-    if in_memory(store.database_url):  # one connection per thread there: another thread sees no rows
-        if store.interactions_through(dataset_group, watermark) != kept:
-            return None
-        return store.interaction_columns(dataset_group, after_id=watermark)
+@contextmanager
+def _counting(store: Store, dataset_group: str, watermark: int) -> Iterator[Callable[[], int]]:
+    """Yields a function giving the number of the group's rows up to ``watermark``, counted in a
+    thread from the start (inline on an in-memory database: another thread would see no rows)."""
+    if in_memory(store.database_url):
+        yield lambda: store.interactions_through(dataset_group, watermark)
+        return
     with ThreadPoolExecutor(1, thread_name_prefix="snapshot-count") as side:
         counted = side.submit(store.interactions_through, dataset_group, watermark)
-        new = store.interaction_columns(dataset_group, after_id=watermark)
-        return new if counted.result() == kept else None
+        yield counted.result
 
 
 def _keep(directory: Path, columns: InteractionColumns, header: Mapping[str, Any], dataset_group: str) -> None:
@@ -151,6 +157,22 @@ def _identity(store: Store, dataset_group: str) -> dict[str, Any]:
     group = store.get_dataset_group(dataset_group)
     database = hashlib.sha256(store.database_url.encode()).hexdigest()
     return {"format": SNAPSHOT_FORMAT, "database": database, "group_id": group.id, "group_created": group.created_at}
+
+
+def _header(path: Path, identity: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The snapshot's header (its arrays unread) if the file is of this database and group."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["__meta__"]))
+        if any(meta.get(k) != v for k, v in identity.items()) or not isinstance(meta.get("watermark"), int):
+            log.info("ignoring the training snapshot %s: taken from another database or group", path)
+            return None
+        return meta
+    except Exception as exc:  # a partial or corrupt file, whatever the error: read everything instead
+        log.warning("ignoring the training snapshot %s: %s: %s", path, type(exc).__name__, exc)
+        return None
 
 
 def _load(path: Path, identity: Mapping[str, Any]) -> tuple[dict[str, Any], InteractionColumns] | None:
