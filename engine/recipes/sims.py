@@ -98,13 +98,17 @@ class Sims(Recipe):
         self._fit_core(data)
         return self
 
-    def event_weights(self, data: TrainingData) -> np.ndarray:
-        """Per event, how much it counts (0: left out, e.g. not one of ``event_types``)."""
+    def event_weights(self, data: TrainingData, events: np.ndarray | None = None) -> np.ndarray:
+        """Per event (or per one of ``events``, indices), how much it counts (0: left out, e.g.
+        not one of ``event_types``). Each event's weight depends on that event alone."""
         hp = self.hyperparameters
-        weights = event_weights(data.event_types, data.event_values, data.timestamps, weights=hp["event_weights"])
+        types, values, stamps = data.event_types, data.event_values, data.timestamps
+        if events is not None:
+            types, values, stamps = types[events], values[events], stamps[events]
+        weights = event_weights(types, values, stamps, weights=hp["event_weights"])
         if hp["event_types"]:
             wanted = [t.lower() for t in hp["event_types"]]
-            weights = np.where(np.isin(np.char.lower(data.event_types.astype(str)), wanted), weights, 0.0)
+            weights = np.where(np.isin(np.char.lower(types.astype(str)), wanted), weights, 0.0)
         return weights
 
     def _fit_core(self, data: TrainingData) -> None:
@@ -256,24 +260,43 @@ def _unit(scores: np.ndarray | float) -> np.ndarray | float:
 def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """Each row's ``k`` largest entries (memory stays bounded on long tails), all rows at once.
 
-    Only rows longer than ``k`` are sorted (by row, then value; ties keep column order), so the
-    cost follows the long rows, not every entry."""
+    Only rows longer than ``k`` are sorted, and without a permutation: each entry's key packs
+    (row, value descending, column) into 64 bits, so one plain sort of the keys orders each row's
+    entries by value with ties in column order, and a row keeps the entries up to its ``k``-th key.
+    The cost follows the long rows, not every entry."""
     matrix = matrix.tocsr()
     matrix.sum_duplicates()
     counts = np.diff(matrix.indptr)
-    long_rows = counts > k
-    keep = np.repeat(~long_rows, counts)
-    candidates = np.flatnonzero(~keep)
-    if len(candidates):
-        rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), counts)[candidates]
-        # One stable sort of (row, value descending) packed into int64 keys: far faster than lexsort.
-        key = (rows << 32) | _descending_bits(matrix.data[candidates])
-        order = candidates[np.argsort(key, kind="stable")]
-        starts = np.repeat(np.cumsum(counts[long_rows]) - counts[long_rows], counts[long_rows])
-        keep[order[np.arange(len(order)) - starts < k]] = True
-    kept = np.flatnonzero(keep)
+    long_rows = np.flatnonzero(counts > k)
+    keep = np.ones(matrix.nnz, dtype=bool)
+    column_bits = max(int(matrix.shape[1] - 1).bit_length(), 1)
+    chunk = 1 << max(32 - column_bits, 0)  # rows whose keys fit 64 bits beside value and column
+    for start in range(0, len(long_rows), chunk):
+        rows = long_rows[start : start + chunk]
+        sizes = counts[rows]
+        at = _ranges(matrix.indptr[rows], sizes)
+        if k == 0:
+            keep[at] = False
+            continue
+        key = np.repeat(np.arange(len(rows), dtype=np.uint64), sizes) << np.uint64(32 + column_bits)
+        key |= _descending_bits(matrix.data[at]).astype(np.uint64) << np.uint64(column_bits)
+        key |= matrix.indices[at].astype(np.uint64)
+        kth = np.sort(key)[np.cumsum(sizes) - sizes + (k - 1)]
+        keep[at] = key <= np.repeat(kth, sizes)
     indptr = np.concatenate([[0], np.cumsum(np.minimum(counts, k))])
-    return sp.csr_matrix((matrix.data[kept].astype(np.float32), matrix.indices[kept], indptr), shape=matrix.shape)
+    if len(long_rows) == 0:
+        return sp.csr_matrix((matrix.data.astype(np.float32), matrix.indices.copy(), indptr), shape=matrix.shape)
+    return sp.csr_matrix((matrix.data[keep].astype(np.float32), matrix.indices[keep], indptr), shape=matrix.shape)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + l) for s, l in zip(starts, lengths)])``, vectorised."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    offsets = np.cumsum(lengths) - lengths
+    return np.repeat(np.asarray(starts, dtype=np.int64) - offsets, lengths) + np.arange(total, dtype=np.int64)
 
 
 def _descending_bits(values: np.ndarray) -> np.ndarray:
