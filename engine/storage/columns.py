@@ -95,16 +95,36 @@ class InteractionColumns:
         if not self.in_time_order():
             raise ValueError("merged_by_time needs these rows in time order")
         later = later.by_time()
-        joined = self.concat(later)
+        if later.ids.min() <= self.ids.max():
+            raise ValueError("later interactions must all have higher ids")
         n, m = len(self), len(later)
         # Ties in time go after the older rows: the later rows have the higher ids.
         at = np.searchsorted(self.timestamps, later.timestamps, side="right") + np.arange(m)
-        is_later = np.zeros(n + m, dtype=bool)
-        is_later[at] = True
-        order = np.empty(n + m, dtype=np.int64)
-        order[at] = n + np.arange(m)
-        order[~is_later] = np.arange(n)
-        return joined._rows(order)
+        older = np.ones(n + m, dtype=bool)
+        older[at] = False
+
+        def placed(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+            out = np.empty(n + m, dtype=np.result_type(mine, theirs))
+            out[older], out[at] = mine, theirs
+            return out
+
+        users = _merge_vocabulary(self.user_vocab, later.user_vocab, later.user_codes)
+        items = _merge_vocabulary(self.item_vocab, later.item_vocab, later.item_codes)
+        types = _merge_vocabulary(self.type_vocab, later.type_vocab, later.type_codes)
+        sessions = _merge_vocabulary(self.session_vocab, later.session_vocab, later.session_codes)
+        return InteractionColumns(
+            placed(self.ids, later.ids),
+            users[0],
+            placed(self.user_codes, users[1]),
+            items[0],
+            placed(self.item_codes, items[1]),
+            types[0],
+            placed(self.type_codes, types[1]),
+            placed(self.event_values, later.event_values),
+            placed(self.timestamps, later.timestamps),
+            sessions[0],
+            placed(self.session_codes, sessions[1]),
+        )
 
     def _rows(self, order: np.ndarray) -> InteractionColumns:
         return InteractionColumns(
@@ -128,26 +148,14 @@ class InteractionColumns:
         if len(self) and later.ids.min() <= self.ids.max():
             raise ValueError("later interactions must all have higher ids")
 
-        def merge(vocab: np.ndarray, codes: np.ndarray, more: np.ndarray, more_codes: np.ndarray):
-            # Each vocabulary lists a value once: ``more``'s values are looked up in the sorted old
-            # vocabulary (a dict over 100,000 items' ids cost more than the whole new read).
-            vocab, more = vocab.astype(str), more.astype(str)
-            order = np.argsort(vocab, kind="stable")
-            ordered = vocab[order]
-            at = np.minimum(np.searchsorted(ordered, more), max(len(vocab) - 1, 0))
-            known = ordered[at] == more if len(vocab) else np.zeros(len(more), dtype=bool)
-            new = ~known
-            remap = np.empty(len(more), dtype=np.int64)
-            remap[known] = order[at[known]]
-            remap[new] = len(vocab) + np.arange(int(new.sum()))
-            merged = np.concatenate([vocab, more[new]]) if new.any() else vocab
-            mapped = np.where(more_codes < 0, -1, remap[np.maximum(more_codes, 0)]) if len(more) else more_codes
-            return merged, np.concatenate([codes, mapped.astype(np.int32)])
+        def merged(vocab: np.ndarray, codes: np.ndarray, more: np.ndarray, more_codes: np.ndarray):
+            vocab, mapped = _merge_vocabulary(vocab, more, more_codes)
+            return vocab, np.concatenate([codes, mapped])
 
-        users = merge(self.user_vocab, self.user_codes, later.user_vocab, later.user_codes)
-        items = merge(self.item_vocab, self.item_codes, later.item_vocab, later.item_codes)
-        types = merge(self.type_vocab, self.type_codes, later.type_vocab, later.type_codes)
-        sessions = merge(self.session_vocab, self.session_codes, later.session_vocab, later.session_codes)
+        users = merged(self.user_vocab, self.user_codes, later.user_vocab, later.user_codes)
+        items = merged(self.item_vocab, self.item_codes, later.item_vocab, later.item_codes)
+        types = merged(self.type_vocab, self.type_codes, later.type_vocab, later.type_codes)
+        sessions = merged(self.session_vocab, self.session_codes, later.session_vocab, later.session_codes)
         return InteractionColumns(
             np.concatenate([self.ids, later.ids]),
             *users,
@@ -157,6 +165,25 @@ class InteractionColumns:
             np.concatenate([self.timestamps, later.timestamps]),
             *sessions,
         )
+
+
+def _merge_vocabulary(vocab: np.ndarray, more: np.ndarray, more_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``vocab`` extended with ``more``'s values it lacks, and ``more_codes`` as codes into it.
+
+    Each vocabulary lists a value once: ``more``'s values are looked up in the sorted old
+    vocabulary (a dict over 100,000 items' ids cost more than the whole new read)."""
+    vocab, more = vocab.astype(str), more.astype(str)
+    order = np.argsort(vocab, kind="stable")
+    ordered = vocab[order]
+    at = np.minimum(np.searchsorted(ordered, more), max(len(vocab) - 1, 0))
+    known = ordered[at] == more if len(vocab) else np.zeros(len(more), dtype=bool)
+    new = ~known
+    remap = np.empty(len(more), dtype=np.int64)
+    remap[known] = order[at[known]]
+    remap[new] = len(vocab) + np.arange(int(new.sum()))
+    merged = np.concatenate([vocab, more[new]]) if new.any() else vocab
+    mapped = np.where(more_codes < 0, -1, remap[np.maximum(more_codes, 0)]) if len(more) else more_codes
+    return merged, mapped.astype(np.int32)
 
 
 class _Codes:
