@@ -97,6 +97,8 @@ class InteractionColumns:
         later = later.by_time()
         if later.ids.min() <= self.ids.max():
             raise ValueError("later interactions must all have higher ids")
+        if not len(self) or later.timestamps[0] >= self.timestamps[-1]:
+            return self.concat(later)  # the usual case (events arrive in time): appended as they are
         n, m = len(self), len(later)
         # Ties in time go after the older rows: the later rows have the higher ids.
         at = np.searchsorted(self.timestamps, later.timestamps, side="right") + np.arange(m)

@@ -328,3 +328,21 @@ def test_later_rows_merged_into_time_order_equal_a_full_sort():
         assert np.array_equal(getattr(merged, name), getattr(expected, name)), name
     with pytest.raises(ValueError):
         old.merged_by_time(columns(np.arange(200, 210)))  # ids not above the kept ones
+
+
+def test_later_rows_all_newer_in_time_are_appended():
+    from engine.storage.columns import InteractionColumns
+
+    vocab = np.array(["a", "b"])
+
+    def columns(ids, stamps):
+        n = len(ids)
+        codes = np.zeros(n, dtype=np.int32)
+        return InteractionColumns(
+            np.asarray(ids, dtype=np.int64), vocab, codes, vocab, codes, vocab, codes,
+            np.full(n, np.nan), np.asarray(stamps, dtype=np.float64), vocab, codes,
+        )  # fmt: skip
+
+    merged = columns([1, 2, 3], [10, 20, 20]).merged_by_time(columns([5, 4], [30, 20]))
+    assert merged.ids.tolist() == [1, 2, 3, 4, 5] and merged.timestamps.tolist() == [10, 20, 20, 20, 30]
+    assert merged.in_time_order()
