@@ -29,6 +29,7 @@ from engine.records import IMPRESSION, Alias, Erasure, Interaction, Item, Record
 from engine.storage import tables as t
 from engine.storage.columns import InteractionColumns, driver_statement, read_postgres, read_rows, read_sqlite
 from engine.storage.db import make_engine
+from engine.storage.driver_reads import Readers, driver_sql
 from engine.storage.upgrade import upgrade_schema
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}$")
@@ -183,24 +184,8 @@ def _user_interactions(user_id: str, rows: Iterable[Any]) -> list[Interaction]:
     ]
 
 
-#: (statement id, dialect) → the driver's SQL text, its positional parameter names (None: named)
-#: and the values compiled into it; for the request path's few fixed statements only.
-_DRIVER_SQL: dict[tuple[int, str], tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
-
-
-def _driver_sql(
-    statement: Any, dialect: Any, values: dict[str, Any]
-) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
-    key = (id(statement), dialect.name)
-    found = _DRIVER_SQL.get(key)
-    if found is None:
-        # Expanded with a first request's values (an IN list becomes one parameter per value);
-        # every request passes its own values for the named ones.
-        compiled = statement.compile(dialect=dialect)
-        state = compiled.construct_expanded_state(values)
-        names = tuple(state.positiontup or ()) if compiled.positional else None
-        found = _DRIVER_SQL[key] = (state.statement, names, dict(state.parameters))
-    return found
+#: Bound values per upsert statement: under both drivers' limits (SQLite 32,766; psycopg 65,535).
+_MAX_PARAMETERS = 30_000
 
 
 class Store:
@@ -216,11 +201,14 @@ class Store:
         # re-create of the same name can leave stale here.
         self._groups: Expiring[str, DatasetGroupInfo] = Expiring(self.GROUP_CACHE_SECONDS)
         self._keys: Expiring[bytes, ApiKeyInfo] = Expiring(self.KEY_CACHE_SECONDS, max_entries=1000)
+        self._readers = Readers(self.engine) if self._dialect == "postgresql" else None
         if create:
             # Tables a newer release added, and the columns and indexes older tables lack.
             upgrade_schema(self.engine, t.Base.metadata)
 
     def close(self) -> None:
+        if self._readers is not None:
+            self._readers.close()
         self.engine.dispose()
 
     def session(self) -> Session:
@@ -429,10 +417,15 @@ class Store:
         )
 
     def _upsert(self, s: Session, model: type[t.Base], rows: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
+        """Insert or update ``rows``, in statements of at most :data:`_MAX_PARAMETERS` bound values
+        (PostgreSQL's driver takes 65,535 per statement, SQLite 32,766: a 20,000-item import is
+        100,000 values)."""
         dialect = postgresql if self._dialect == "postgresql" else sqlite
-        stmt = dialect.insert(model.__table__).values(rows)
-        updated = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-        s.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updated))
+        step = max(1, _MAX_PARAMETERS // max(1, len(rows[0])))
+        for lo in range(0, len(rows), step):
+            stmt = dialect.insert(model.__table__).values(rows[lo : lo + step])
+            updated = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+            s.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updated))
 
     # Built once: webhook batches apply an alias per order, and building the statement each time
     # cost more than running it.
@@ -492,11 +485,14 @@ class Store:
         return _user_interactions(user_id, self._event_rows(_USER_EVENTS, {"group": group.id, "user": user_id}))
 
     def _event_rows(self, statement: Any, values: dict[str, Any]) -> list[tuple]:
-        """One shopper's events through the driver's own cursor on a pooled connection: the
-        statement is compiled once, and no SQLAlchemy connection or result object is built (they
-        cost as much as the indexed read itself, on every request)."""
-        sql, names, compiled = _driver_sql(statement, self.engine.dialect, values)
+        """One shopper's events through the driver's own cursor (on PostgreSQL, the thread's own
+        autocommit connection; a pooled one elsewhere): the statement is compiled once, and no
+        SQLAlchemy connection or result object is built (they cost as much as the indexed read
+        itself, on every request)."""
+        sql, names, compiled = driver_sql(statement, self.engine.dialect, values)
         params = {**compiled, **values}
+        if self._readers is not None:
+            return self._readers.rows(sql, tuple(params[n] for n in names) if names is not None else params)
         connection = self.engine.raw_connection()
         try:
             cursor = connection.cursor()

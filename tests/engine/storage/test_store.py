@@ -50,6 +50,16 @@ def test_item_ids_lists_the_whole_catalog_even_with_odd_ids(store):
     assert sorted(store.item_ids("g")) == sorted(["a", "b,c", "tab\tand\nnewline", "é", "sep\x1finside"])
 
 
+def test_a_catalog_larger_than_one_statement_holds_is_upserted(store):
+    store.create_dataset_group("g")
+    # One batch of 14,000 items: 70,000 values at 5 an item, over psycopg's 65,535 for one statement.
+    store.ingest("g", [Item(f"i{n}", {"CATEGORY": "a"}) for n in range(14_000)], batch_size=20_000)
+    store.ingest("g", [Item(f"i{n}", {"CATEGORY": "b"}) for n in range(13_990, 14_010)])
+    items = store.items("g")
+    assert len(items) == 14_010 and items["i0"].properties == {"CATEGORY": "a"}
+    assert items["i13995"].properties == {"CATEGORY": "b"} and items["i14009"].properties == {"CATEGORY": "b"}
+
+
 def test_latest_events_are_bounded_and_oldest_first(store):
     store.create_dataset_group("g")
     store.ingest("g", [Interaction("u1", f"p{i}", "view", float(i)) for i in range(50)])
