@@ -75,7 +75,9 @@ def build(workdir: Path, n_items: int, n_interactions: int, database_url: str) -
     store.ingest(
         "bench",
         (Item(f"i{i}", {"CATEGORY_L1": f"c{i % CATEGORIES}", "PRICE": float(5 + i % 200)}) for i in range(n_items)),
-        batch_size=20_000,
+        # Items are upserted as one statement per batch, 5 parameters an item: PostgreSQL's driver
+        # takes at most 65,535 parameters a statement.
+        batch_size=10_000,
     )
     users, items, kinds, timestamps = power_law_interactions(n_users, n_items, n_interactions, seed=1)
     store.ingest(

@@ -216,17 +216,30 @@ def top_new(model: UserPersonalization, scores: np.ndarray, blocked: np.ndarray,
     return top[np.argsort(-masked[top], kind="stable")]
 
 
+#: Up to this many items (exploration's few picks) are ranked by counting, two passes over the
+#: catalog each, rather than with one sort of it (about 1 ms at 100,000 items).
+FEW_RANKS = 8
+
+
 def ranks_of(scores: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Each ``index`` item's position in ``argsort(-scores, kind="stable")``, without a stable sort
-    of the catalog (the slow kind): items scoring higher, counted in one plain sort (vectorised in
-    numpy), plus items scoring the same with a lower index."""
+    of the catalog (the slow kind): items scoring higher (NaN counts as the highest, as sorting places
+    it), counted in one plain sort (vectorised in numpy) or, for a few items, by comparisons, plus
+    items scoring the same with a lower index."""
     if len(index) == 0:
         return np.empty(0, dtype=np.int64)
     values = scores[index]
-    ordered = np.sort(scores)
-    above = np.searchsorted(ordered, values, side="right")
-    ranks = (len(scores) - above).astype(np.int64)
-    tied = np.flatnonzero(above - np.searchsorted(ordered, values, side="left") > 1)
+    if len(index) <= FEW_RANKS and not np.isnan(values).any():
+        nan = np.count_nonzero(np.isnan(scores))
+        higher = np.array([np.count_nonzero(scores > v) for v in values.tolist()], dtype=np.int64)
+        at_least = np.array([np.count_nonzero(scores >= v) for v in values.tolist()], dtype=np.int64)
+        ranks = higher + nan
+        tied = np.flatnonzero(at_least - higher > 1)
+    else:
+        ordered = np.sort(scores)
+        above = np.searchsorted(ordered, values, side="right")
+        ranks = (len(scores) - above).astype(np.int64)
+        tied = np.flatnonzero(above - np.searchsorted(ordered, values, side="left") > 1)
     for value in np.unique(values[tied]):
         at = tied[values[tied] == value]
         ranks[at] += np.searchsorted(np.flatnonzero(scores == value), index[at])

@@ -284,17 +284,17 @@ class CampaignService:
         if model.recipe_type != "USER_PERSONALIZATION" or not regular:
             return []
         config = ExplorationConfig.from_campaign(campaign.config)
+        if config.weight == 0:
+            return []  # no slots at all (and no statistics to read)
+        pool = self.exploration.candidates(campaign.dataset_group, config, model.item_ids)
+        if not pool.ids:
+            return []  # nothing to explore: no need for this list's random draws
         rng = np.random.default_rng(list(recommendation_id.encode()))
         slots = config.slots(len(regular), rng)
         if slots == 0:
             return []
-        listed = {i for i, _, _ in regular}
-        pool = [
-            c
-            for c in self.exploration.candidates(campaign.dataset_group, config, model.item_ids)
-            if c not in taken and c not in listed and decision.allows(c)
-        ]
-        chosen = self.exploration.choose(campaign.dataset_group, pool, slots, rng)
+        ruled_out = taken.union(i for i, _, _ in regular)
+        chosen = self.exploration.choose(pool, ruled_out, decision, slots, rng)
         if not chosen:
             return []
         scored = model.recommend(replace(query, candidates=tuple(chosen), num_results=len(chosen)))

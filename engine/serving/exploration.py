@@ -15,13 +15,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from sqlalchemy import func, select
 
 from engine.errors import InvalidInput
 from engine.records import CLICK, IMPRESSION
+from engine.serving.filters_eval import FilterDecision
 from engine.storage import Store
 from engine.storage import tables as t
 
@@ -61,14 +64,67 @@ class ExplorationConfig:
         return min(num_results, int(expected) + int(rng.random() < expected - int(expected)))
 
 
+#: Up to this many candidates are ruled on one by one; a longer pool (a store reporting
+#: impressions: every known item shown fewer than RARELY_SHOWN times) is ruled on as arrays.
+SMALL_POOL = 256
+
+
+def best(values: np.ndarray, n: int) -> np.ndarray:
+    """``np.argsort(-values, kind="stable")[:n]`` (highest first, ties by position) without
+    sorting them all: everything at or above the n-th highest value, in position order, sorted."""
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    if n * 4 >= len(values):
+        return np.argsort(-values, kind="stable")[:n]
+    threshold = np.partition(values, len(values) - n)[len(values) - n]
+    above = np.flatnonzero(values >= threshold)
+    return above[np.argsort(-values[above], kind="stable")[:n]]
+
+
+@dataclass
+class CandidatePool:
+    """One snapshot's exploration candidates for one model vocabulary (sorted ids), with their
+    impression and click counts as arrays: worked out once per snapshot, so a request only rules
+    out what it must, however many candidates there are."""
+
+    ids: list[str]
+    shown: np.ndarray  # float64, impressions per candidate
+    clicked: np.ndarray  # float64, clicks per candidate
+
+    @cached_property
+    def position(self) -> dict[str, int]:
+        return {item: k for k, item in enumerate(self.ids)}
+
+    @cached_property
+    def array(self) -> np.ndarray:
+        return np.asarray(self.ids, dtype=str)
+
+    def allowed(self, ruled_out: Iterable[str], decision: FilterDecision) -> np.ndarray:
+        """Positions of the candidates not in ``ruled_out`` that ``decision`` allows, in order."""
+        if len(self.ids) <= SMALL_POOL:
+            ruled_out = ruled_out if isinstance(ruled_out, set | frozenset) else set(ruled_out)
+            return np.array(
+                [k for k, c in enumerate(self.ids) if c not in ruled_out and decision.allows(c)], dtype=np.int64
+            )
+        keep = np.ones(len(self.ids), dtype=bool)
+        named = list(ruled_out)
+        if decision.restricts and decision.names_all_it_rules_out:
+            named += decision.exclude.tolist()  # exactly what it rules out: no pass over the pool
+        position = self.position
+        keep[[p for c in named if (p := position.get(c)) is not None]] = False
+        if decision.restricts and not decision.names_all_it_rules_out:
+            keep &= decision.mask(self.array)
+        return np.flatnonzero(keep)
+
+
 @dataclass
 class _Stats:
     impressions: dict[str, int]
     clicks: dict[str, int]
     created: dict[str, float]
     loaded_at: float
-    #: Candidate lists worked out from this snapshot, per (age cut-off, model vocabulary).
-    candidates: dict[tuple[float, int], tuple[np.ndarray, list[str]]] = field(default_factory=dict)
+    #: Candidate pools worked out from this snapshot, per (age cut-off, model vocabulary).
+    candidates: dict[tuple[float, int], tuple[np.ndarray, CandidatePool]] = field(default_factory=dict)
 
 
 class ExplorationService:
@@ -141,7 +197,7 @@ class ExplorationService:
         self._stats[dataset_group] = stats
         return stats
 
-    def candidates(self, dataset_group: str, config: ExplorationConfig, known_items: np.ndarray) -> list[str]:
+    def candidates(self, dataset_group: str, config: ExplorationConfig, known_items: np.ndarray) -> CandidatePool:
         """New items (created within the cut-off) and items the model knows but few have seen;
         worked out once per snapshot (a pass over the catalog), not per request."""
         stats = self.stats(dataset_group)
@@ -149,7 +205,12 @@ class ExplorationService:
         cached = stats.candidates.get(key)
         if cached is not None and cached[0] is known_items:  # an id can be reused once a model is gone
             return cached[1]
-        found = self._candidates(stats, config, known_items)
+        ids = self._candidates(stats, config, known_items)
+        found = CandidatePool(
+            ids,
+            np.array([stats.impressions.get(c, 0) for c in ids], dtype=np.float64),
+            np.array([stats.clicks.get(c, 0) for c in ids], dtype=np.float64),
+        )
         if len(stats.candidates) > 16:  # a few campaigns' models per snapshot at most
             stats.candidates.clear()
         stats.candidates[key] = (known_items, found)
@@ -166,13 +227,17 @@ class ExplorationService:
         rarely = {item for item in known_items.tolist() if stats.impressions.get(item, 0) < RARELY_SHOWN}
         return sorted(new | rarely)
 
-    def choose(self, dataset_group: str, candidates: list[str], n: int, rng: np.random.Generator) -> list[str]:
-        """Thompson sampling on each candidate's click-through: Beta(clicks + 1, misses + 1)."""
-        if n <= 0 or not candidates:
+    @staticmethod
+    def choose(
+        pool: CandidatePool, ruled_out: Iterable[str], decision: FilterDecision, n: int, rng: np.random.Generator
+    ) -> list[str]:
+        """Thompson sampling on the click-through of each candidate not in ``ruled_out`` that
+        ``decision`` allows: Beta(clicks + 1, misses + 1), the ``n`` best draws."""
+        if n <= 0:
             return []
-        stats = self.stats(dataset_group)
-        shown = np.array([stats.impressions.get(c, 0) for c in candidates], dtype=np.float64)
-        clicked = np.array([stats.clicks.get(c, 0) for c in candidates], dtype=np.float64)
+        allowed = pool.allowed(ruled_out, decision)
+        if len(allowed) == 0:
+            return []
+        shown, clicked = pool.shown[allowed], pool.clicked[allowed]
         samples = rng.beta(clicked + 1.0, np.maximum(shown - clicked, 0.0) + 1.0)
-        top = np.argsort(-samples, kind="stable")[:n]
-        return [candidates[i] for i in top]
+        return [pool.ids[i] for i in allowed[best(samples, n)].tolist()]
