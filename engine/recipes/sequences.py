@@ -6,15 +6,34 @@ evaluation) and by the recipes that learn from order (transitions "after X, peop
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import scipy.sparse as sp
 
 from engine.recipes.base import TrainingData
 
+#: The last answer of :func:`events_by_user`, with weak references to the arrays it came from.
+_LAST_BY_USER: list[tuple[weakref.ref, weakref.ref, int, tuple[np.ndarray, np.ndarray]]] = []
+
 
 def events_by_user(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
     """Event indices grouped by user and, within a user, oldest first (ties keep input order);
-    with each user's offsets (``order[offsets[u]:offsets[u + 1]]``)."""
+    with each user's offsets (``order[offsets[u]:offsets[u + 1]]``).
+
+    A training asks this of the same data twice in a row (transitions, then the repeat model): the
+    last answer is kept while the arrays it came from live (they are never changed in place)."""
+    for users, stamps, n_users, answer in list(_LAST_BY_USER):
+        if users() is data.user_index and stamps() is data.timestamps and n_users == data.n_users:
+            return answer
+    answer = _events_by_user(data)
+    forget = lambda _: _LAST_BY_USER.clear()  # noqa: E731 (an array gone: so is the answer's use)
+    users, stamps = weakref.ref(data.user_index, forget), weakref.ref(data.timestamps, forget)
+    _LAST_BY_USER[:] = [(users, stamps, data.n_users, answer)]
+    return answer
+
+
+def _events_by_user(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
     if len(data) and np.all(data.timestamps[1:] >= data.timestamps[:-1]):
         # Already in time order (as the store hands them over): a stable sort by user suffices.
         order = np.argsort(data.user_index, kind="stable")

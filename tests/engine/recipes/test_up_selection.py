@@ -185,3 +185,18 @@ def test_item_affinity_update_starts_from_the_previous_factors():
     assert np.corrcoef(updated.item_factors[kept], first.item_factors[first.item_index("a1")])[0, 1] > 0.5
     segment = updated.recommend_users(["a-new"], 10)
     assert sum(u.startswith("newcomer") or int(u[1:]) % 2 == 0 for u in segment.item_ids) >= 9
+
+
+def test_events_by_user_is_worked_out_once_per_data_and_never_stale():
+    from engine.recipes import sequences
+
+    data = wide_data()
+    first = sequences.events_by_user(data)
+    assert sequences.events_by_user(data) is first  # the same arrays: the kept answer
+    other = TrainingData.from_columns(["b", "a", "a"], ["x", "y", "x"], ["view"] * 3, [3.0, 1.0, 2.0])
+    order, offsets = sequences.events_by_user(other)
+    assert order.tolist() == [1, 2, 0] and offsets.tolist() == [0, 2, 3]
+    copy = TrainingData(**{**other.__dict__, "user_index": other.user_index.copy()})
+    assert sequences.events_by_user(copy)[0] is not order  # other arrays: worked out again
+    del data, first, other, order, copy
+    assert sequences._LAST_BY_USER == []  # nothing kept once the arrays are gone
