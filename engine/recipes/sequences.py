@@ -90,15 +90,7 @@ def transitions_gained(
     events alone. An UPDATE adds it to the previous matrix, for a cost in those histories only.
     ``new`` is per event of ``events``."""
     n = data.n_items
-    sub = TrainingData(
-        user_ids=data.user_ids,
-        item_ids=data.item_ids,
-        user_index=data.user_index[events],
-        item_index=data.item_index[events],
-        event_types=data.event_types[events],
-        event_values=data.event_values[events],
-        timestamps=data.timestamps[events],
-    )
+    sub = data.rows(events)
 
     def counted(mask: np.ndarray) -> sp.csr_matrix:
         if not mask.any():

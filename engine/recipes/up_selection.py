@@ -186,23 +186,7 @@ def holdout_answers(data: TrainingData, test_users: np.ndarray, *, history_limit
         truth = frozenset(data.item_ids[data.item_index[later]].tolist())
         context = request_context(data, int(later[0])) if len(later) else {}
         cases.append(Case(str(data.user_ids[u]), interactions(data, given), truth, context))
-    keep = np.flatnonzero(~drop)
-    train = TrainingData(
-        user_ids=data.user_ids,
-        item_ids=data.item_ids,
-        user_index=data.user_index[keep],
-        item_index=data.item_index[keep],
-        event_types=data.event_types[keep],
-        event_values=data.event_values[keep],
-        timestamps=data.timestamps[keep],
-        items=data.items,
-        users=data.users,
-        session_ids=None if data.session_ids is None else data.session_ids[keep],
-        contexts=None if data.contexts is None else data.contexts[keep],
-        interaction_ids=None if data.interaction_ids is None else data.interaction_ids[keep],
-        new_events=None if data.new_events is None else data.new_events[keep],
-    )
-    return train, cases
+    return data.rows(np.flatnonzero(~drop)), cases
 
 
 # --------------------------------------------------------------------- scoring the settings
