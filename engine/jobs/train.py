@@ -6,6 +6,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,23 +36,27 @@ def load_training_data(
     interactions added since (engine.jobs.snapshot); a schema with contextual fields reads
     everything each time (the contexts are read beside the columns, in the same order).
 
-    ``whole_catalog`` (a FULL): every catalog entry, read in a thread beside the interactions and
-    handed over as a dict. Otherwise (an UPDATE) the catalog is a lazy
-    :class:`~engine.recipes.catalog.Catalog`: entries are read when a recipe asks, only those it
-    asks for where it can say which.
+    ``whole_catalog`` (a FULL): every catalog entry, read in a thread beside the interactions (not
+    on an in-memory database: another thread would get another, empty one). Otherwise (an UPDATE)
+    the catalog is a lazy :class:`~engine.recipes.catalog.Catalog`: entries are read when a recipe
+    asks, only those it asks for where it can say which.
     """
-    catalog = training_catalog(store, dataset_group)
-    if whole_catalog and not in_memory(store.database_url):
-        catalog.prefetch()  # another thread, another connection: not for an in-memory database
     # Contextual metadata (device, location...) only where the schema declares it.
     contextual = bool(contextual_fields(store, dataset_group))
-    # The new snapshot is written while the columns become training data (leaving the block waits).
-    with ThreadPoolExecutor(1, thread_name_prefix="snapshot-writer") as writer:
-        columns = read_interactions(store, dataset_group, None if contextual else snapshot_dir, writer=writer)
+    beside = whole_catalog and not in_memory(store.database_url)
+    # The catalog is read and the new snapshot written while the interactions are read and become
+    # training data (leaving the block waits for both).
+    with ThreadPoolExecutor(2, thread_name_prefix="training-read") as side:
+        whole = side.submit(store.items, dataset_group) if beside else None
+        columns = read_interactions(store, dataset_group, None if contextual else snapshot_dir, writer=side)
         contexts = interaction_contexts(store, dataset_group) if contextual else None
+        if whole is not None:
+            items: Mapping[str, Item] = whole.result()
+        else:
+            items = store.items(dataset_group) if whole_catalog else training_catalog(store, dataset_group)
         return to_training_data(
             columns,
-            catalog.entries() if whole_catalog else catalog,  # read beside the interactions by now
+            items,
             store.users(dataset_group),
             contexts if contexts is not None and len(contexts) == len(columns) else None,
         )

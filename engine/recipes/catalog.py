@@ -1,10 +1,9 @@
 """The catalog as training sees it: every item id up front, the entries read only when needed.
 
 Reading and decoding a whole catalog (100,000 items' JSON properties) takes about as long as an
-UPDATE's own work: an UPDATE needs only the metadata of the items it has not seen before, and a
-FULL can have the catalog read while the interactions are. So the training job hands recipes a
-:class:`Catalog`: a read-only mapping whose ids are known at once and whose entries come from a
-loader the first time one is asked for (or from a read started earlier, :meth:`Catalog.prefetch`);
+UPDATE's own work, and an UPDATE needs only the metadata of the items it has not seen before. So
+the training job hands an UPDATE's recipe a :class:`Catalog`: a read-only mapping whose ids are
+known at once and whose entries come from a loader the first time one is asked for;
 :meth:`Catalog.subset` reads only the entries asked for, where the source can.
 
 Recipes see plain ``Mapping[str, Item]`` behaviour (a dict works everywhere a catalog does); the
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
-from concurrent.futures import Future
 
 from engine.records import Item
 
@@ -34,69 +32,46 @@ class Catalog(Mapping[str, Item]):
         self._id_set = frozenset(self._ids)
         self._load_all, self._load_some = load_all, load_some
         self._entries: dict[str, Item] | None = None
-        self._pending: Future | None = None
         self._lock = threading.Lock()
-
-    # ----------------------------------------------------------------- loading
-    def prefetch(self) -> None:
-        """Start reading every entry in a background thread (a FULL needs them all later)."""
-        with self._lock:
-            if self._entries is not None or self._pending is not None:
-                return
-            pending: Future = Future()
-            self._pending = pending
-
-        def read() -> None:
-            try:
-                pending.set_result(self._load_all())
-            except BaseException as exc:  # handed to whoever asks for the entries
-                pending.set_exception(exc)
-
-        threading.Thread(target=read, name="catalog-prefetch", daemon=True).start()
 
     @property
     def loaded(self) -> bool:
         return self._entries is not None
 
-    def _all(self) -> dict[str, Item]:
-        if self._entries is None:
-            with self._lock:
-                pending = self._pending
-            entries = pending.result() if pending is not None else self._load_all()
-            # Only the ids known up front: from here on every lookup is the dict's.
-            if isinstance(entries, dict) and entries.keys() == self._id_set:
-                own = entries  # the usual case: nothing added or removed in between
-            else:
-                own = {i: entries[i] for i in self._ids if i in entries}
-            with self._lock:
-                if self._entries is None:
-                    self._entries = own
-        return self._entries
-
     def entries(self) -> dict[str, Item]:
-        """Every entry, as a plain dict (read now unless read or being read already): for a caller
-        that needs them all, dict lookups cost a third of this class's."""
-        return self._all()
+        """Every entry, as a plain dict (read now unless read already): for a caller that needs
+        them all, dict lookups cost a third of this class's."""
+        if self._entries is not None:
+            return self._entries
+        with self._lock:
+            if self._entries is None:
+                entries = self._load_all()
+                # Only the ids known up front: from here on every lookup is the dict's.
+                if isinstance(entries, dict) and entries.keys() == self._id_set:
+                    self._entries = entries  # the usual case: nothing added or removed in between
+                else:
+                    self._entries = {i: entries[i] for i in self._ids if i in entries}
+            return self._entries
 
     def subset(self, ids: Iterable[str]) -> Mapping[str, Item]:
         """The entries of these ids (those in the catalog), reading only them where the catalog is
         not loaded yet and the source can."""
         wanted = [i for i in dict.fromkeys(ids) if i in self._id_set]
-        if self._entries is None and self._pending is None and self._load_some is not None:
+        if self._entries is None and self._load_some is not None:
             return dict(self._load_some(wanted)) if wanted else {}
-        entries = self._all()
+        entries = self.entries()
         return {i: entries[i] for i in wanted if i in entries}
 
     # ----------------------------------------------------------------- Mapping
     def __getitem__(self, item_id: str) -> Item:
         if self._entries is None and item_id not in self._id_set:
             raise KeyError(item_id)
-        return self._all()[item_id]
+        return self.entries()[item_id]
 
     def get(self, item_id: str, default: Item | None = None) -> Item | None:
         if self._entries is None and item_id not in self._id_set:
             return default
-        return self._all().get(item_id, default)
+        return self.entries().get(item_id, default)
 
     def __contains__(self, item_id: object) -> bool:
         if self._entries is None:
@@ -110,13 +85,13 @@ class Catalog(Mapping[str, Item]):
         return len(self._ids if self._entries is None else self._entries)
 
     def keys(self) -> KeysView[str]:
-        return self._all().keys() if self._entries is not None else super().keys()
+        return super().keys() if self._entries is None else self._entries.keys()
 
     def values(self) -> ValuesView[Item]:
-        return self._all().values()  # every entry: read them
+        return self.entries().values()  # every entry: read them
 
     def items(self) -> ItemsView[str, Item]:
-        return self._all().items()
+        return self.entries().items()
 
     def __repr__(self) -> str:
         state = "loaded" if self._entries is not None else "not loaded"

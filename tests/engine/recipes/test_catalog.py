@@ -1,7 +1,5 @@
 """The catalog training hands to recipes (engine.recipes.catalog): ids at once, entries when asked."""
 
-import threading
-
 import pytest
 
 from engine.recipes.catalog import Catalog, subset
@@ -55,28 +53,15 @@ def test_an_item_gone_before_its_entries_were_read_is_absent_from_then_on():
     assert catalog.get("i7") is None and "i7" not in catalog and len(catalog) == 9 and "i7" not in list(catalog)
 
 
-def test_prefetch_reads_in_the_background_and_hands_errors_to_the_reader():
-    release = threading.Event()
+def test_entries_are_the_plain_dict_read_once_and_errors_reach_the_reader():
     source = Source()
-
-    def slow():
-        release.wait(5)
-        return source.load_all()
-
-    catalog = Catalog(list(ENTRIES), slow, source.load_some)
-    catalog.prefetch()
-    catalog.prefetch()  # once
-    release.set()
-    assert catalog["i0"] == ENTRIES["i0"] and source.whole == 1
+    catalog = Catalog(list(ENTRIES), source.load_all, source.load_some)
     assert catalog.entries() == ENTRIES and type(catalog.entries()) is dict and source.whole == 1
-    # A subset after a prefetch uses the whole read rather than a second query.
-    assert subset(catalog, ["i1"]) == {"i1": ENTRIES["i1"]} and source.some == []
 
     def broken():
         raise RuntimeError("database gone")
 
     failing = Catalog(["a"], broken)
-    failing.prefetch()
     with pytest.raises(RuntimeError, match="database gone"):
         failing["a"]
 
