@@ -110,9 +110,8 @@ def read_interactions(
         # The rows up to the watermark are counted (a scan of the group's index, in the database,
         # without the interpreter lock) while the snapshot is loaded and the newer rows are read.
         with _counting(store, dataset_group, header["watermark"]) as counted:
-            snapshot = _load(path, identity)
-            if snapshot is not None and snapshot[0] == header:
-                kept = snapshot[1]
+            kept = _load(path, header)
+            if kept is not None:
                 new = store.interaction_columns(dataset_group, after_id=header["watermark"])
                 if counted() != len(kept):
                     log.info("snapshot of %s is out of date (interactions up to its watermark changed)", dataset_group)
@@ -175,20 +174,16 @@ def _header(path: Path, identity: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def _load(path: Path, identity: Mapping[str, Any]) -> tuple[dict[str, Any], InteractionColumns] | None:
-    """The snapshot at ``path`` if it is whole and of this database and group, else None."""
-    if not path.is_file():
-        return None
+def _load(path: Path, header: Mapping[str, Any]) -> InteractionColumns | None:
+    """The snapshot's rows, if the file still has the header :func:`_header` read and is whole."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(str(npz["__meta__"]))
-            if any(meta.get(k) != v for k, v in identity.items()):
-                log.info("ignoring the training snapshot %s: taken from another database or group", path)
-                return None
+            if json.loads(str(npz["__meta__"])) != header:
+                return None  # replaced since its header was read: read everything instead
             arrays = {name: npz[name] for name in _ARRAYS}
         columns = InteractionColumns(**arrays)
-        _check(columns, meta)
-        return meta, columns
+        _check(columns, header)
+        return columns
     except Exception as exc:  # a partial or corrupt file, whatever the error: read everything instead
         log.warning("ignoring the training snapshot %s: %s: %s", path, type(exc).__name__, exc)
         return None
