@@ -98,35 +98,10 @@ class InteractionColumns:
         if later.ids.min() <= self.ids.max():
             raise ValueError("later interactions must all have higher ids")
         if not len(self) or later.timestamps[0] >= self.timestamps[-1]:
-            return self.concat(later)  # the usual case (events arrive in time): appended as they are
-        n, m = len(self), len(later)
+            return self._joined(later, None)  # the usual case (events arrive in time): appended
         # Ties in time go after the older rows: the later rows have the higher ids.
-        at = np.searchsorted(self.timestamps, later.timestamps, side="right") + np.arange(m)
-        older = np.ones(n + m, dtype=bool)
-        older[at] = False
-
-        def placed(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-            out = np.empty(n + m, dtype=np.result_type(mine, theirs))
-            out[older], out[at] = mine, theirs
-            return out
-
-        users = _merge_vocabulary(self.user_vocab, later.user_vocab, later.user_codes)
-        items = _merge_vocabulary(self.item_vocab, later.item_vocab, later.item_codes)
-        types = _merge_vocabulary(self.type_vocab, later.type_vocab, later.type_codes)
-        sessions = _merge_vocabulary(self.session_vocab, later.session_vocab, later.session_codes)
-        return InteractionColumns(
-            placed(self.ids, later.ids),
-            users[0],
-            placed(self.user_codes, users[1]),
-            items[0],
-            placed(self.item_codes, items[1]),
-            types[0],
-            placed(self.type_codes, types[1]),
-            placed(self.event_values, later.event_values),
-            placed(self.timestamps, later.timestamps),
-            sessions[0],
-            placed(self.session_codes, sessions[1]),
-        )
+        at = np.searchsorted(self.timestamps, later.timestamps, side="right") + np.arange(len(later))
+        return self._joined(later, at)
 
     def _rows(self, order: np.ndarray) -> InteractionColumns:
         return InteractionColumns(
@@ -149,23 +124,35 @@ class InteractionColumns:
             return self
         if len(self) and later.ids.min() <= self.ids.max():
             raise ValueError("later interactions must all have higher ids")
+        return self._joined(later, None)
 
-        def merged(vocab: np.ndarray, codes: np.ndarray, more: np.ndarray, more_codes: np.ndarray):
+    def _joined(self, later: InteractionColumns, at: np.ndarray | None) -> InteractionColumns:
+        """These rows and ``later``'s, vocabularies merged: ``later``'s rows at positions ``at`` of
+        the result (ascending), or after these where None."""
+        n, m = len(self), len(later)
+        if at is not None:
+            older = np.ones(n + m, dtype=bool)
+            older[at] = False
+
+        def joined(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+            if at is None:
+                return np.concatenate([mine, theirs])
+            out = np.empty(n + m, dtype=np.result_type(mine, theirs))
+            out[older], out[at] = mine, theirs
+            return out
+
+        def column(vocab: np.ndarray, codes: np.ndarray, more: np.ndarray, more_codes: np.ndarray):
             vocab, mapped = _merge_vocabulary(vocab, more, more_codes)
-            return vocab, np.concatenate([codes, mapped])
+            return vocab, joined(codes, mapped)
 
-        users = merged(self.user_vocab, self.user_codes, later.user_vocab, later.user_codes)
-        items = merged(self.item_vocab, self.item_codes, later.item_vocab, later.item_codes)
-        types = merged(self.type_vocab, self.type_codes, later.type_vocab, later.type_codes)
-        sessions = merged(self.session_vocab, self.session_codes, later.session_vocab, later.session_codes)
         return InteractionColumns(
-            np.concatenate([self.ids, later.ids]),
-            *users,
-            *items,
-            *types,
-            np.concatenate([self.event_values, later.event_values]),
-            np.concatenate([self.timestamps, later.timestamps]),
-            *sessions,
+            joined(self.ids, later.ids),
+            *column(self.user_vocab, self.user_codes, later.user_vocab, later.user_codes),
+            *column(self.item_vocab, self.item_codes, later.item_vocab, later.item_codes),
+            *column(self.type_vocab, self.type_codes, later.type_vocab, later.type_codes),
+            joined(self.event_values, later.event_values),
+            joined(self.timestamps, later.timestamps),
+            *column(self.session_vocab, self.session_codes, later.session_vocab, later.session_codes),
         )
 
 
