@@ -506,18 +506,17 @@ class Store:
 
     def interaction_arrays(self, dataset_group: str) -> InteractionArrays:
         """Every interaction of the group as numpy columns, in timestamp order (ties by id)."""
-        columns = self.interaction_columns(dataset_group)
-        order = np.argsort(columns.timestamps, kind="stable")  # the columns come in id order
+        columns = self.interaction_columns(dataset_group).by_time()
 
         def strings(vocab: np.ndarray, codes: np.ndarray) -> np.ndarray:
-            return np.asarray([*vocab.tolist(), None], dtype=object)[codes[order]]
+            return np.asarray([*vocab.tolist(), None], dtype=object)[codes]
 
         return InteractionArrays(
             user_ids=strings(columns.user_vocab, columns.user_codes),
             item_ids=strings(columns.item_vocab, columns.item_codes),
             event_types=strings(columns.type_vocab, columns.type_codes),
-            event_values=columns.event_values[order],
-            timestamps=columns.timestamps[order],
+            event_values=columns.event_values,
+            timestamps=columns.timestamps,
             session_ids=strings(columns.session_vocab, columns.session_codes),
         )
 
