@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from engine.recipes import TrainingData
+from engine.recipes.coded import CodedStrings
 from engine.records import Item, User
 from engine.storage import Store
 from engine.storage.columns import InteractionColumns
@@ -95,7 +96,7 @@ def read_interactions(
     With ``writer`` the new snapshot is written there (a thread: the caller goes on with the
     columns meanwhile, and waits for the executor before relying on the file)."""
     if directory is None:
-        return store.interaction_columns(dataset_group).by_time()
+        return store.interaction_columns(dataset_group).by_time(consume=True)
     directory = Path(directory)
     # Read before any interaction: a rewrite that lands during the read makes the next training
     # see a different count and read everything again, never trust a snapshot that missed it.
@@ -123,7 +124,7 @@ def read_interactions(
                         # reading those again next time: the snapshot stays until the rows it lacks add up.
                         return columns
     if columns is None:
-        columns = store.interaction_columns(dataset_group).by_time()
+        columns = store.interaction_columns(dataset_group).by_time(consume=True)
     header = {**identity, "rewrites": rewrites}
     if writer is None:
         _keep(directory, columns, header, dataset_group)
@@ -248,12 +249,13 @@ def to_training_data(
         item_ids=item_ids,
         user_index=user_map[columns.user_codes],
         item_index=item_map[columns.item_codes],
-        event_types=columns.type_vocab.astype(str)[columns.type_codes],
+        event_types=CodedStrings(columns.type_vocab.astype(str), columns.type_codes),
         event_values=columns.event_values,
         timestamps=columns.timestamps,
         items=items,  # as given: a Catalog reads its entries only when asked (engine.recipes.catalog)
         users=dict(users),
-        session_ids=sessions[columns.session_codes],
+        # Codes shared with the columns (-1, no session, reads the trailing None).
+        session_ids=CodedStrings(sessions, columns.session_codes, narrow=False),
         contexts=contexts,
         interaction_ids=columns.ids,
     )

@@ -19,6 +19,7 @@ from marshmallow import Schema, ValidationError
 
 from engine.errors import InvalidInput
 from engine.recipes.activity import ActivityRequest, RecentActivity
+from engine.recipes.coded import CodedStrings
 from engine.recipes.search_space import SearchSpace
 from engine.records import Interaction, Item, User
 
@@ -33,12 +34,15 @@ class TrainingData:
     item_ids: np.ndarray  # unicode array: column number → external item id
     user_index: np.ndarray  # int32 per interaction
     item_index: np.ndarray  # int32 per interaction
-    event_types: np.ndarray  # unicode per interaction
+    #: Per interaction, its event type: codes into a few names (engine.recipes.coded); any array
+    #: or list of strings given here is encoded.
+    event_types: CodedStrings
     event_values: np.ndarray  # float64 per interaction, NaN where absent
     timestamps: np.ndarray  # float64 epoch seconds per interaction
     items: Mapping[str, Item] = field(default_factory=dict)
     users: Mapping[str, User] = field(default_factory=dict)
-    session_ids: np.ndarray | None = None
+    #: Per interaction, its session id or None (an object array, or codes into the session ids).
+    session_ids: np.ndarray | CodedStrings | None = None
     #: Per interaction, its contextual metadata (dict of upper-case field → value, or None);
     #: None when the interactions schema declares no contextual fields.
     contexts: np.ndarray | None = None
@@ -47,6 +51,10 @@ class TrainingData:
     #: Per interaction, True for events the previous solution version did not see (set on UPDATE;
     #: None: unknown, and a recipe refits as if everything were new).
     new_events: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.event_types, CodedStrings):
+            self.event_types = CodedStrings.encode(self.event_types)
 
     @classmethod
     def from_columns(
@@ -78,7 +86,7 @@ class TrainingData:
             item_ids=item_vocab,
             user_index=user_index.astype(np.int32),
             item_index=item_index.astype(np.int32),
-            event_types=np.asarray(event_types, dtype=str),
+            event_types=CodedStrings.encode(event_types),
             event_values=values,
             timestamps=np.asarray(timestamps, dtype=np.float64),
             items=dict(items or {}),
@@ -89,12 +97,19 @@ class TrainingData:
             new_events=None if new_events is None else np.asarray(new_events, dtype=bool),
         )
 
-    def rows(self, events: np.ndarray) -> TrainingData:
-        """Only these events (indices, in the order given), with the same vocabularies, catalog and
-        users: ids keep their columns, so models fitted on the rows line up with this data."""
+    def rows(self, events: np.ndarray, *, bookkeeping: bool = True) -> TrainingData:
+        """Only these events (indices in the order given, or a mask), with the same vocabularies,
+        catalog and users: ids keep their columns, so models fitted on the rows line up with this
+        data. ``bookkeeping=False`` leaves out what only the training job and evaluation read
+        (interaction ids, session ids, new-event marks): a split to fit on, at a fraction of the
+        memory (20 bytes an event fewer).
+        """
 
-        def taken(column: np.ndarray | None) -> np.ndarray | None:
+        def taken(column: Any) -> Any:
             return None if column is None else column[events]
+
+        def kept(column: Any) -> Any:
+            return taken(column) if bookkeeping else None
 
         return TrainingData(
             user_ids=self.user_ids,
@@ -106,10 +121,10 @@ class TrainingData:
             timestamps=self.timestamps[events],
             items=self.items,
             users=self.users,
-            session_ids=taken(self.session_ids),
+            session_ids=kept(self.session_ids),
             contexts=taken(self.contexts),
-            interaction_ids=taken(self.interaction_ids),
-            new_events=taken(self.new_events),
+            interaction_ids=kept(self.interaction_ids),
+            new_events=kept(self.new_events),
         )
 
     @property

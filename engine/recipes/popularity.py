@@ -29,7 +29,7 @@ class PopularityCount(Recipe):
         wanted = {t.lower() for t in self.hyperparameters["event_types"]}
         mask = np.ones(len(data), dtype=bool)
         if wanted:
-            mask = np.isin(np.char.lower(data.event_types.astype(str)), list(wanted))
+            mask = data.event_types.mask(wanted)
         self._set_items(data.item_ids)
         self.counts = np.bincount(data.item_index[mask], minlength=data.n_items).astype(np.float64)
         return self

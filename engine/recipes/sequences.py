@@ -13,6 +13,8 @@ import scipy.sparse as sp
 
 from engine.recipes.base import TrainingData
 
+#: Pairs of events counted at a time by :func:`transition_matrix` (bounds its memory).
+TRANSITION_CHUNK = 4_000_000
 #: The last answer of :func:`events_by_user`, with weak references to the arrays it came from.
 _LAST_BY_USER: list[tuple[weakref.ref, weakref.ref, int, tuple[np.ndarray, np.ndarray]]] = []
 
@@ -66,18 +68,23 @@ def transition_matrix(
     # Collapse runs of the same item within a user, vectorised over all users at once.
     keep = np.r_[True, (sequence[1:] != sequence[:-1]) | (user[1:] != user[:-1])]
     sequence, user = sequence[keep], user[keep]
-    rows, cols, vals = [], [], []
-    for gap in range(1, window + 1):
-        same_user = user[gap:] == user[:-gap]
-        src, dst = sequence[:-gap][same_user], sequence[gap:][same_user]
-        differ = src != dst
-        rows.append(src[differ])
-        cols.append(dst[differ])
-        vals.append(np.full(int(differ.sum()), decay ** (gap - 1), dtype=np.float32))
     n = data.n_items
-    if not rows:
-        return sp.csr_matrix((n, n), dtype=np.float32)
-    matrix = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)).tocsr()
+    matrix = sp.csr_matrix((n, n), dtype=np.float32)
+    # Counted a gap and a stretch of events at a time, each part summed into the matrix: all the
+    # pairs at once (window × events of them, 12 bytes each and as much again to sort them) took
+    # gigabytes at 25 million events, where the matrix of distinct pairs is a fraction of that.
+    for gap in range(1, window + 1):
+        for lo in range(0, max(len(sequence) - gap, 0), TRANSITION_CHUNK):
+            hi = min(lo + TRANSITION_CHUNK, len(sequence) - gap)
+            same_user = user[lo + gap : hi + gap] == user[lo:hi]
+            src, dst = sequence[lo:hi][same_user], sequence[lo + gap : hi + gap][same_user]
+            differ = src != dst
+            if not differ.any():
+                continue
+            vals = np.full(int(differ.sum()), decay ** (gap - 1), dtype=np.float32)
+            part = sp.coo_matrix((vals, (src[differ], dst[differ])), shape=(n, n)).tocsr()
+            part.sum_duplicates()
+            matrix = part if matrix.nnz == 0 else matrix + part
     matrix.sum_duplicates()
     return matrix
 

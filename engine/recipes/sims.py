@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from marshmallow import Schema, fields, validate
 
 from engine.recipes.base import Query, Ranked, Recipe, TrainingData
+from engine.recipes.coded import CodedStrings
 from engine.recipes.implicit_backend import fit_cosine
 from engine.recipes.search_space import FloatRange, IntRange
 from engine.recipes.sequences import transition_matrix
@@ -108,7 +109,7 @@ class Sims(Recipe):
         weights = event_weights(types, values, stamps, weights=hp["event_weights"])
         if hp["event_types"]:
             wanted = [t.lower() for t in hp["event_types"]]
-            weights = np.where(np.isin(np.char.lower(types.astype(str)), wanted), weights, 0.0)
+            weights = np.where(CodedStrings.encode(types).mask(wanted), weights, 0.0)
         return weights
 
     def _fit_core(self, data: TrainingData) -> None:
@@ -117,7 +118,7 @@ class Sims(Recipe):
         matrix = user_item_matrix(data.user_index, data.item_index, weights, data.n_users, data.n_items)
         self.similarity = fit_cosine(matrix, neighbours=hp["neighbours"]).astype(np.float32)
         forward = transition_matrix(data, window=hp["sequence_window"], decay=TRANSITION_DECAY, event_mask=weights > 0)
-        self.sequence = _keep_top(forward + forward.T, hp["neighbours"])
+        self.sequence = _symmetric_top(forward, hp["neighbours"])
         self.popularity = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
         self._set_items(data.item_ids)
 
@@ -255,6 +256,32 @@ def _unit(scores: np.ndarray | float) -> np.ndarray | float:
         return scores
     top = float(np.abs(scores).max()) if len(scores) else 0.0
     return scores / top if top > 0 else scores
+
+
+#: Entries of ``forward + forward.T`` summed and cut at a time by :func:`_symmetric_top`.
+SYMMETRIC_BLOCK_ENTRIES = 8_000_000
+
+
+def _symmetric_top(forward: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """``_keep_top(forward + forward.T, k)``, a block of rows at a time: the whole sum (twice the
+    transitions) and its sort keys were the training's peak memory (gigabytes at 25 million
+    events), where each block's rows are cut to ``k`` as soon as they are summed. Rows are cut
+    one by one either way, so the result is the same."""
+    forward = forward.tocsr()
+    backward = forward.T.tocsr()
+    n = forward.shape[0]
+    if n == 0:
+        return _keep_top(forward, k)
+    # Entries up to and including each row; a block ends where its entries would pass the bound
+    # (after at least one row).
+    reach = np.cumsum(np.diff(forward.indptr) + np.diff(backward.indptr))
+    parts, lo = [], 0
+    while lo < n:
+        before = int(reach[lo - 1]) if lo else 0
+        hi = min(n, max(lo + 1, int(np.searchsorted(reach, before + SYMMETRIC_BLOCK_ENTRIES, side="right"))))
+        parts.append(_keep_top(forward[lo:hi] + backward[lo:hi], k))
+        lo = hi
+    return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
 
 
 def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:

@@ -112,7 +112,7 @@ class TrendingNow(Recipe):
         mask = np.ones(len(data), dtype=bool)
         if hp["event_types"]:
             wanted = [t.lower() for t in hp["event_types"]]
-            mask = np.isin(np.char.lower(data.event_types.astype(str)), wanted)
+            mask = data.event_types.mask(wanted)
         items, timestamps = data.item_index[mask], data.timestamps[mask]
         n = data.n_items
         self._set_items(data.item_ids)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import scipy.sparse as sp
 
+from engine.recipes.coded import CodedStrings
 from engine.records import ADD_TO_CART, CLICK, PURCHASE, VIEW, WISHLIST
 
 #: A purchase says more than a view. Unknown event types weigh 1.
@@ -20,7 +21,7 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
 
 
 def event_weights(
-    event_types: np.ndarray,
+    event_types: np.ndarray | CodedStrings,
     event_values: np.ndarray,
     timestamps: np.ndarray,
     *,
@@ -30,7 +31,10 @@ def event_weights(
     now: float | None = None,
 ) -> np.ndarray:
     """One weight per event; 0 drops it (below the value threshold, or a weight of 0)."""
-    uniq, inverse = string_codes(event_types)
+    if isinstance(event_types, CodedStrings):  # a weight per name, spread over the codes
+        uniq, inverse = event_types.names, event_types.codes
+    else:
+        uniq, inverse = string_codes(event_types)
     lookup = {k.lower(): float(v) for k, v in weights.items()}
     per_type = np.array([lookup.get(t.lower(), 1.0) for t in uniq.tolist()], dtype=np.float64)
     w = per_type[inverse] if len(inverse) else np.empty(0)
@@ -50,10 +54,13 @@ def event_weights(
 _FEW_VALUES = 16
 
 
-def string_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def string_codes(values: np.ndarray | CodedStrings) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(values, return_inverse=True)`` for a string column, the same answer, fast when
     it holds few distinct values (event types): sorting a million strings cost more than the rest
-    of weighting them, where a few whole-column comparisons find the same codes."""
+    of weighting them, where a few whole-column comparisons find the same codes (and a coded
+    column has its answer without looking at a string)."""
+    if isinstance(values, CodedStrings):
+        return values.compact()
     values = np.asarray(values, dtype=str)
     codes = np.full(len(values), -1, dtype=np.intp)
     found: list[str] = []
@@ -72,7 +79,10 @@ def string_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def configured_weights(
-    hyperparameters: Mapping[str, object], event_types: np.ndarray, event_values: np.ndarray, timestamps: np.ndarray
+    hyperparameters: Mapping[str, object],
+    event_types: np.ndarray | CodedStrings,
+    event_values: np.ndarray,
+    timestamps: np.ndarray,
 ) -> np.ndarray:
     """:func:`event_weights` with a recipe's own settings (``event_weights``,
     ``event_value_threshold``, ``recency_half_life_days``), as every weighted recipe reads them."""

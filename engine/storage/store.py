@@ -506,7 +506,7 @@ class Store:
 
     def interaction_arrays(self, dataset_group: str) -> InteractionArrays:
         """Every interaction of the group as numpy columns, in timestamp order (ties by id)."""
-        columns = self.interaction_columns(dataset_group).by_time()
+        columns = self.interaction_columns(dataset_group).by_time(consume=True)
 
         def strings(vocab: np.ndarray, codes: np.ndarray) -> np.ndarray:
             return np.asarray([*vocab.tolist(), None], dtype=object)[codes]

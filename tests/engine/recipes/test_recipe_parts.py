@@ -99,6 +99,27 @@ def test_transitions_count_steps_ahead_and_collapse_repeats_of_one_item():
     assert t[a, a] == 0.0
 
 
+def test_transitions_counted_in_small_stretches_are_the_same_matrix(monkeypatch):
+    """The matrix is summed from parts (a gap and a stretch of events at a time): stretches of
+    seven pairs, across users' boundaries, give what one pass over every pair gives."""
+    import engine.recipes.sequences as sequences
+
+    rng = np.random.default_rng(3)
+    n = 400
+    data = TrainingData.from_columns(
+        [f"u{u}" for u in rng.integers(0, 30, n)],
+        [f"i{i}" for i in rng.zipf(1.5, n) % 40],
+        ["view"] * n,
+        np.sort(rng.uniform(0, 1e6, n)),
+    )
+    whole = transition_matrix(data, window=4, decay=0.5).toarray()
+    monkeypatch.setattr(sequences, "TRANSITION_CHUNK", 7)
+    parts = transition_matrix(data, window=4, decay=0.5)
+    assert parts.has_canonical_format
+    np.testing.assert_allclose(parts.toarray(), whole, rtol=1e-6)
+    assert whole.sum() > 100  # plenty of transitions, of every gap
+
+
 def test_ease_has_a_zero_diagonal_and_links_items_bought_together():
     import scipy.sparse as sp
 
@@ -106,3 +127,24 @@ def test_ease_has_a_zero_diagonal_and_links_items_bought_together():
     b = ease_weights(x, 0.5)
     assert np.allclose(np.diag(b), 0) and b[0, 1] > b[0, 2]
     assert active_items(np.array([5, 1, 3, 2]), max_items=2).tolist() == [0, 2]
+
+
+def test_symmetric_top_cut_a_block_of_rows_at_a_time_is_the_whole_sum_cut(monkeypatch):
+    """sims keeps each row's top entries of transitions both ways; summed and cut in blocks of
+    rows, the answer is the whole sum cut at once, entry for entry."""
+    import scipy.sparse as sp
+
+    import engine.recipes.sims as sims
+
+    rng = np.random.default_rng(5)
+    n = 60
+    forward = sp.random(n, n, density=0.3, format="csr", random_state=rng, dtype=np.float32)
+    forward.data = np.round(forward.data * 4) / 4  # ties, broken by column
+    whole = sims._keep_top(forward + forward.T, 5)
+    monkeypatch.setattr(sims, "SYMMETRIC_BLOCK_ENTRIES", 37)
+    blocks = sims._symmetric_top(forward, 5)
+    assert blocks.shape == whole.shape and blocks.nnz == whole.nnz == 5 * n
+    np.testing.assert_array_equal(blocks.indptr, whole.indptr)
+    np.testing.assert_array_equal(blocks.indices, whole.indices)
+    np.testing.assert_array_equal(blocks.data, whole.data)
+    assert sims._symmetric_top(sp.csr_matrix((0, 0), dtype=np.float32), 5).shape == (0, 0)
