@@ -59,12 +59,17 @@ def fit_als(
     from implicit.als import AlternatingLeastSquares
 
     use_gpu = has_cuda()
+    # Confidence is alpha × weight. implicit scales a copy of the matrix it is given (beside the
+    # transposed copy it makes); scaled here, in the one copy made for it, the fit holds one copy
+    # of the interactions fewer (200 MB at 25 million events), with the same float32 products.
+    confidence = user_items.astype(np.float32)
+    confidence.data *= np.float32(alpha)
     # The model checks the BLAS configuration when it is built, so build it inside the limit too.
     with threadpool_limits(1, "blas"):
         model = AlternatingLeastSquares(
             factors=factors,
             regularization=regularization,
-            alpha=alpha,
+            alpha=1.0,
             iterations=iterations,
             random_state=random_state,
             use_gpu=use_gpu,
@@ -73,7 +78,8 @@ def fit_als(
             # UPDATE mode: start from the previous model's item factors so a few sweeps suffice.
             model.item_factors = np.ascontiguousarray(initial_item_factors, dtype=np.float32)
         show = _SHOW_PROGRESS.get() if show_progress is None else show_progress
-        model.fit(user_items.astype(np.float32), show_progress=show)
+        model.fit(confidence, show_progress=show)
+    del confidence
     if use_gpu:
         model = model.to_cpu()
     return np.ascontiguousarray(model.item_factors, dtype=np.float32), gram(model.user_factors)
