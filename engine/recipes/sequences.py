@@ -29,10 +29,27 @@ def events_by_user(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
         if users() is data.user_index and stamps() is data.timestamps and n_users == data.n_users:
             return answer
     answer = _events_by_user(data)
+    _remember(data, answer)
+    return answer
+
+
+def _remember(data: TrainingData, answer: tuple[np.ndarray, np.ndarray]) -> None:
     forget = lambda _: _LAST_BY_USER.clear()  # noqa: E731 (an array gone: so is the answer's use)
     users, stamps = weakref.ref(data.user_index, forget), weakref.ref(data.timestamps, forget)
     _LAST_BY_USER[:] = [(users, stamps, data.n_users, answer)]
-    return answer
+
+
+def rows_by_user(data: TrainingData, keep: np.ndarray) -> TrainingData:
+    """``data.rows(keep, bookkeeping=False)`` (``keep``: a mask) with its :func:`events_by_user`
+    known: ``data``'s grouping without the dropped events, renumbered. The split's own sort took
+    seconds at 25 million events, where this is one pass."""
+    order, _ = events_by_user(data)
+    split = data.rows(keep, bookkeeping=False)
+    kept = order[keep[order]]
+    position = np.cumsum(keep, dtype=np.int64) - 1  # data's index → the split's
+    counts = np.bincount(split.user_index, minlength=split.n_users)
+    _remember(split, (position[kept], np.concatenate([[0], np.cumsum(counts)])))
+    return split
 
 
 def _events_by_user(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:

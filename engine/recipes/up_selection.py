@@ -41,7 +41,7 @@ from engine.recipes.als_batch import grouped_top, solve_users
 from engine.recipes.attribute_popularity import AttributePopularity
 from engine.recipes.base import TrainingData
 from engine.recipes.repeats import RankCalibration, RepeatModel
-from engine.recipes.sequences import events_by_user
+from engine.recipes.sequences import events_by_user, rows_by_user
 from engine.recipes.validation import (
     INPUT_SHARE,
     Case,
@@ -187,7 +187,7 @@ def holdout_answers(data: TrainingData, test_users: np.ndarray, *, history_limit
         context = request_context(data, int(later[0])) if len(later) else {}
         cases.append(Case(str(data.user_ids[u]), interactions(data, given), truth, context))
     # The split is only fitted on: no interaction or session ids (20 bytes an event at 25 million).
-    return data.rows(~drop, bookkeeping=False), cases
+    return rows_by_user(data, ~drop), cases
 
 
 # --------------------------------------------------------------------- scoring the settings

@@ -148,3 +148,24 @@ def test_symmetric_top_cut_a_block_of_rows_at_a_time_is_the_whole_sum_cut(monkey
     np.testing.assert_array_equal(blocks.indices, whole.indices)
     np.testing.assert_array_equal(blocks.data, whole.data)
     assert sims._symmetric_top(sp.csr_matrix((0, 0), dtype=np.float32), 5).shape == (0, 0)
+
+
+def test_rows_by_user_knows_the_splits_grouping_without_sorting_it_again():
+    from engine.recipes import sequences
+
+    rng = np.random.default_rng(8)
+    n = 500
+    stamps = rng.integers(0, 50, n).astype(np.float64)  # ties in time, and not in time order
+    data = TrainingData.from_columns(
+        [f"u{u}" for u in rng.integers(0, 40, n)], [f"i{i}" for i in rng.integers(0, 30, n)], ["view"] * n, stamps
+    )
+    keep = rng.random(n) > 0.3
+    split = sequences.rows_by_user(data, keep)
+    sort_afresh = sequences._events_by_user
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sequences, "_events_by_user", lambda _: pytest.fail("the split was sorted again"))
+        remembered = sequences.events_by_user(split)
+    order, offsets = sort_afresh(split)
+    np.testing.assert_array_equal(remembered[0], order)
+    np.testing.assert_array_equal(remembered[1], offsets)
+    assert split.interaction_ids is None and len(split) == keep.sum()
