@@ -153,6 +153,9 @@ def train(
     if previous is not None:
         seen = previous.data_watermark
         data.new_events = None if seen is None or data.interaction_ids is None else data.interaction_ids > seen
+    # Past this point only the watermark and the new-event marks speak of interaction ids: let
+    # them go (8 bytes an event, 200 MB at 25 million, once the snapshot writer is done with them).
+    data.interaction_ids = None
     # An UPDATE keeps the settings of the version it updates (a search may have chosen them).
     settings = previous.hyperparameters if previous is not None else info.config.get("hyperparameters", {})
     version_id = f"sv-{uuid.uuid4().hex[:16]}"

@@ -46,7 +46,8 @@ class TrainingData:
     #: Per interaction, its contextual metadata (dict of upper-case field → value, or None);
     #: None when the interactions schema declares no contextual fields.
     contexts: np.ndarray | None = None
-    #: Per interaction, its row id in the store (None when not known).
+    #: Per interaction, its row id in the store (None when not known; the training job lets the ids
+    #: go before the fit: a recipe reads ``new_events``).
     interaction_ids: np.ndarray | None = None
     #: Per interaction, True for events the previous solution version did not see (set on UPDATE;
     #: None: unknown, and a recipe refits as if everything were new).
