@@ -370,8 +370,17 @@ class _Scorer:
             vals.append(decay)
         shape = (len(self.history), n)
         seeds = _csr(rows, cols, vals, shape)
-        transitions = probe.transitions.astype(np.float64)
-        self.sequence = (seeds @ transitions).tocsr() if probe.transitions.nnz else sp.csr_matrix(shape)
+        if probe.transitions.nnz:
+            # Only the transitions' rows some seed reaches, in float64 (a float64 copy of the whole
+            # matrix cost 12 bytes a transition: most of a gigabyte at 25 million events). The seeds'
+            # columns are renumbered in the same order, so each sum adds the same products in turn.
+            reached = np.unique(seeds.indices)
+            local = sp.csr_matrix(
+                (seeds.data, np.searchsorted(reached, seeds.indices), seeds.indptr), shape=(shape[0], len(reached))
+            )
+            self.sequence = (local @ probe.transitions[reached].astype(np.float64)).tocsr()
+        else:
+            self.sequence = sp.csr_matrix(shape)
         self.sequence.sort_indices()
         self._input_cache: dict = {}
         self._padded_factors: np.ndarray | None = None
