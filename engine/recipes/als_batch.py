@@ -34,6 +34,15 @@ def solve_users(
     confidence.sum_duplicates()
     y = np.ascontiguousarray(item_factors, dtype=np.float32)
     n_users, f = confidence.shape[0], y.shape[1]
+    used = np.unique(confidence.indices)
+    if len(used) < len(y) // 2:
+        # Only the items these users touched take part (the gram already holds everyone): for a
+        # few hundred users (fit-time selection) their rows, not Y M⁻¹ over the whole catalogue
+        # (200,000 items: 250 MB of float64 work arrays per call).
+        y = y[used]
+        confidence = sp.csr_matrix(
+            (confidence.data, np.searchsorted(used, confidence.indices), confidence.indptr), shape=(n_users, len(used))
+        )
     base = np.asarray(gram, dtype=np.float64) + regularization * np.eye(f)
     out = np.zeros((n_users, f))
     lengths = np.diff(confidence.indptr)

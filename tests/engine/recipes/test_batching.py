@@ -100,6 +100,10 @@ def test_solve_users_matches_implicits_own_user_step():
     ours = solve_users(y, y.astype(np.float64).T @ y, 0.5, confidence)
     assert np.allclose(ours, expected, atol=1e-3)
     assert not ours[lengths == 0].any()
+    # A few users touching a few of the items: solved over those items' rows alone, same vectors.
+    few = confidence[:4]
+    assert len(np.unique(few.indices)) < 300 // 2
+    np.testing.assert_allclose(solve_users(y, y.astype(np.float64).T @ y, 0.5, few), ours[:4], rtol=1e-5, atol=1e-6)
 
 
 def test_top_n_is_the_exact_top_with_exclusions():
