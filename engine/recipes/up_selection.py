@@ -63,8 +63,9 @@ CONTEXT_WEIGHTS = (0.0, 0.1, 0.3, 1.0)
 CALIBRATED_RANKS = 50
 MIN_VALIDATION_USERS = 10
 MAX_VALIDATION_USERS = 500
-#: Taste-matrix elements (float32) per block of held-out users (about 32 MB).
-_BLOCK_ELEMENTS = 8_000_000
+#: Taste-matrix elements (float32) per block of held-out users (about 16 MB; each scoring thread
+#: holds several arrays of this size at once).
+_BLOCK_ELEMENTS = 4_000_000
 #: Items are dealt into groups of this many to find each user's best by taste.
 _GROUP = 32
 #: Threads scoring blocks of held-out users (numpy releases the interpreter lock in the heavy parts).
