@@ -25,9 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from engine.recipes import TrainingData
+from engine.recipes.array_file import read_arrays, write_arrays
 from engine.recipes.coded import CodedStrings
 from engine.records import Item, User
 from engine.storage import Store
@@ -109,15 +108,17 @@ def read_interactions(
         log.info("snapshot of %s is out of date (interactions erased or re-attributed)", dataset_group)
     elif header is not None:
         # The rows up to the watermark are counted (a scan of the group's index, in the database,
-        # without the interpreter lock) while the snapshot is loaded and the newer rows are read.
+        # without the interpreter lock) while the snapshot is loaded (mapped), the newer rows are read
+        # and both are merged (the count usually takes longest: the merge is wasted only where it fails).
         with _counting(store, dataset_group, header["watermark"]) as counted:
             kept = _load(path, header)
             if kept is not None:
                 new = store.interaction_columns(dataset_group, after_id=header["watermark"])
+                merged = kept.merged_by_time(new)
                 if counted() != len(kept):
                     log.info("snapshot of %s is out of date (interactions up to its watermark changed)", dataset_group)
                 else:
-                    columns = kept.merged_by_time(new)
+                    columns = merged
                     log.info("snapshot of %s: %d kept, %d new read", dataset_group, len(kept), len(new))
                     if len(new) <= REWRITE_SHARE * len(kept):
                         # Rewriting a million rows for a few thousand new ones would cost more than
@@ -178,11 +179,11 @@ def _header(path: Path, identity: Mapping[str, Any]) -> dict[str, Any] | None:
 def _load(path: Path, header: Mapping[str, Any]) -> InteractionColumns | None:
     """The snapshot's rows, if the file still has the header :func:`_header` read and is whole."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if json.loads(str(npz["__meta__"])) != header:
-                return None  # replaced since its header was read: read everything instead
-            arrays = {name: npz[name] for name in _ARRAYS}
-        columns = InteractionColumns(**arrays)
+        # Mapped, not read (engine.recipes.array_file): the rows are paged in as they are used.
+        arrays = read_arrays(path)
+        if json.loads(str(arrays["__meta__"])) != header:
+            return None  # replaced since its header was read: read everything instead
+        columns = InteractionColumns(**{name: arrays[name] for name in _ARRAYS})
         _check(columns, header)
         return columns
     except Exception as exc:  # a partial or corrupt file, whatever the error: read everything instead
@@ -212,18 +213,9 @@ def _save(directory: Path, columns: InteractionColumns, identity: Mapping[str, A
     directory.mkdir(parents=True, exist_ok=True)
     n = len(columns)
     meta = {**identity, "count": n, "watermark": int(columns.ids.max()) if n else 0}
-    path = directory / SNAPSHOT_FILE
-    partial = directory / f".{SNAPSHOT_FILE}.{uuid.uuid4().hex}.partial"
-    try:
-        with partial.open("wb") as f:
-            arrays = {name: getattr(columns, name) for name in _ARRAYS}
-            np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    arrays = {name: getattr(columns, name) for name in _ARRAYS}
+    # Written to a temporary name, synced and renamed into place, each array aligned for mapping.
+    return write_arrays(directory / SNAPSHOT_FILE, {"__meta__": np.array(json.dumps(meta)), **arrays}, sync=True)
 
 
 def to_training_data(

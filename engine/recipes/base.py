@@ -19,6 +19,7 @@ from marshmallow import Schema, ValidationError
 
 from engine.errors import InvalidInput
 from engine.recipes.activity import ActivityRequest, RecentActivity
+from engine.recipes.array_file import read_arrays, write_arrays
 from engine.recipes.coded import CodedStrings
 from engine.recipes.search_space import SearchSpace
 from engine.records import Interaction, Item, User
@@ -309,7 +310,10 @@ class Recipe(ABC):
 
     # ----------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Write one ``.npz`` file: arrays, vocabularies and a JSON header; never pickles."""
+        """Write one ``.npz`` file: arrays, vocabularies and a JSON header; never pickles.
+
+        Written uncompressed with each array aligned in the file (engine.recipes.array_file), to
+        a temporary name renamed into place: :meth:`load` maps it rather than reading it."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         header = {
@@ -319,9 +323,7 @@ class Recipe(ABC):
             "data_watermark": None if self.data_watermark is None else int(self.data_watermark),
         }
         arrays = {"item_ids": self.item_ids, **self._arrays()}
-        with path.open("wb") as f:
-            np.savez(f, __header__=np.array(json.dumps(header)), **arrays)
-        return path
+        return write_arrays(path, {"__header__": np.array(json.dumps(header)), **arrays})
 
     @staticmethod
     def saved_hyperparameters(path: str | Path) -> dict[str, Any]:
@@ -332,11 +334,12 @@ class Recipe(ABC):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        with np.load(Path(path), allow_pickle=False) as npz:
-            header = json.loads(str(npz["__header__"]))
-            if header.get("recipe") != cls.name:
-                raise InvalidInput(f"artifact {path} holds a {header.get('recipe')!r} model, not {cls.name!r}")
-            arrays = {k: npz[k] for k in npz.files if k != "__header__"}
+        """The model saved at ``path``. Its arrays lie in a copy-on-write mapping of the file where
+        they can (any ``.npz`` of plain arrays loads, mapped or read: engine.recipes.array_file)."""
+        arrays = read_arrays(path)
+        header = json.loads(str(arrays.pop("__header__")))
+        if header.get("recipe") != cls.name:
+            raise InvalidInput(f"artifact {path} holds a {header.get('recipe')!r} model, not {cls.name!r}")
         recipe = cls(**header["hyperparameters"])
         recipe._set_items(arrays.pop("item_ids"))
         recipe._restore(arrays)

@@ -284,32 +284,43 @@ def _symmetric_top(forward: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
 
 
+#: Cells (8 bytes each) of the table one step of :func:`_keep_top` selects in.
+TOP_TABLE_CELLS = 1 << 22
+
+
 def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """Each row's ``k`` largest entries (memory stays bounded on long tails), all rows at once.
 
-    Only rows longer than ``k`` are sorted, and without a permutation: each entry's key packs
-    (row, value descending, column) into 64 bits, so one plain sort of the keys orders each row's
-    entries by value with ties in column order, and a row keeps the entries up to its ``k``-th key.
-    The cost follows the long rows, not every entry."""
+    Only rows longer than ``k`` are cut, without sorting them: each entry's key packs (value
+    descending, column) into 64 bits, so a row's keys order its entries by value with ties in
+    column order, and a row keeps the entries up to its ``k``-th smallest key. Rows of similar
+    length (up to the same power of two) are laid out as the rows of a table, padded with keys
+    above any entry's, and one ``np.partition`` along the table's rows finds every row's ``k``-th
+    key (a selection, not a sort). The cost follows the long rows, not every entry."""
     matrix = matrix.tocsr()
     matrix.sum_duplicates()
     counts = np.diff(matrix.indptr)
     long_rows = np.flatnonzero(counts > k)
     keep = np.ones(matrix.nnz, dtype=bool)
-    column_bits = max(int(matrix.shape[1] - 1).bit_length(), 1)
-    chunk = 1 << max(32 - column_bits, 0)  # rows whose keys fit 64 bits beside value and column
-    for start in range(0, len(long_rows), chunk):
-        rows = long_rows[start : start + chunk]
-        sizes = counts[rows]
-        at = _ranges(matrix.indptr[rows], sizes)
-        if k == 0:
-            keep[at] = False
-            continue
-        key = np.repeat(np.arange(len(rows), dtype=np.uint64), sizes) << np.uint64(32 + column_bits)
-        key |= _descending_bits(matrix.data[at]).astype(np.uint64) << np.uint64(column_bits)
-        key |= matrix.indices[at].astype(np.uint64)
-        kth = np.sort(key)[np.cumsum(sizes) - sizes + (k - 1)]
-        keep[at] = key <= np.repeat(kth, sizes)
+    if len(long_rows) and k == 0:
+        keep[_ranges(matrix.indptr[long_rows], counts[long_rows])] = False
+    elif len(long_rows):
+        column_bits = np.uint64(max(int(matrix.shape[1] - 1).bit_length(), 1))
+        widths = np.left_shift(1, np.frexp(counts[long_rows] - 1)[1].astype(np.int64))  # ≥ the row's length
+        for width in np.unique(widths).tolist():
+            group = long_rows[widths == width]
+            step = max(1, TOP_TABLE_CELLS // width)
+            for start in range(0, len(group), step):
+                rows = group[start : start + step]
+                sizes = counts[rows]
+                at = _ranges(matrix.indptr[rows], sizes)
+                key = _descending_bits(matrix.data[at]).astype(np.uint64) << column_bits
+                key |= matrix.indices[at].astype(np.uint64)
+                table = np.full((len(rows), width), np.iinfo(np.uint64).max, dtype=np.uint64)
+                firsts = np.cumsum(sizes) - sizes
+                table[np.repeat(np.arange(len(rows)), sizes), np.arange(len(at)) - np.repeat(firsts, sizes)] = key
+                kth = np.partition(table, k - 1, axis=1)[:, k - 1]
+                keep[at] = key <= np.repeat(kth, sizes)
     indptr = np.concatenate([[0], np.cumsum(np.minimum(counts, k))])
     if len(long_rows) == 0:
         return sp.csr_matrix((matrix.data.astype(np.float32), matrix.indices.copy(), indptr), shape=matrix.shape)

@@ -16,12 +16,13 @@ Only those change the model:
 
 Cost: only the rows the change reaches (the items the affected users touched) are recomputed and
 cut back; every other row is the previous one carried over (its entries rescaled where a column's
-norm changed), spliced in with whole-array operations, so the work follows the affected users'
-histories plus a few linear passes over the stored entries, not the catalogue's rows. Event
-weights are read for the events that need them (the affected users' and those on the items whose
-norm changes), not for every event. The result is the same, entry for entry and bit for bit, as
-applying the update to the whole matrices at once (``tests/engine/recipes/test_sims_update_rows.py``
-keeps that whole-matrix form as the reference).
+norm changed): the previous matrix (usually a mapping of its artifact) is read where those rows are
+needed and once as runs between the recomputed rows, joined with them straight into the new arrays
+(:class:`_Carried`), so the work follows the affected users' histories plus a few linear passes over
+the stored entries, not the catalogue's rows. Event weights are read for the events that need them
+(the affected users' and those on the items whose norm changes), not for every event. The result is
+the same, entry for entry and bit for bit, as applying the update to the whole matrices at once
+(``tests/engine/recipes/test_sims_update_rows.py`` keeps that whole-matrix form as the reference).
 
 The blend weight stays the previous version's. :func:`update` declines (and the recipe refits)
 when the previous vocabulary is not part of the new one or the new events touch too much of it.
@@ -183,12 +184,10 @@ def _updated_similarity(
     change.eliminate_zeros()
     change.sort_indices()  # the same entries, in order: the products below take the fast path
 
-    previous, old_to_new = _in_order(previous, old_to_new)
-    counts = np.zeros(n, dtype=np.int64)
-    counts[old_to_new] = np.diff(previous.indptr)
+    old = _Carried(previous, old_to_new, n)
+    counts = old.counts
     changed = np.diff(change.indptr)
     rows = np.flatnonzero((changed > 0) | (counts > k))
-    carried, buffer = _carried(previous, old_to_new, n, room=int(np.minimum(counts[rows] + changed[rows], k).sum()))
     factor = ratio.astype(np.float32)
 
     # The rows the change reaches, exactly as the whole-matrix form computes them: it reads the
@@ -196,8 +195,8 @@ def _updated_similarity(
     pattern = change.copy()
     pattern.data[:] = 1.0
     flipped = pattern.T.tocsr()
-    mirrored = flipped.multiply(_only_rows(carried, np.flatnonzero(np.diff(flipped.indptr)))).T.tocsr()
-    previous_rows = _only_rows(carried, rows)
+    mirrored = flipped.multiply(old.only_rows(np.flatnonzero(np.diff(flipped.indptr)))).T.tocsr()
+    previous_rows = old.only_rows(rows)
     here = pattern.multiply(previous_rows)
     here.data[:] = 1.0
     mirrored = (mirrored - mirrored.multiply(here)).tocsr()
@@ -210,17 +209,15 @@ def _updated_similarity(
     recomputed = _keep_top(_rows(recomputed, rows), k)
 
     # Every other row: the previous one, rescaled where its item's or a column's norm changed.
-    previous_data = carried.data.astype(np.float32, copy=False)
-    data = np.empty(len(buffer), dtype=np.float32)
-    _gather(factor, carried.indices, data[: carried.nnz])
-    data[: carried.nnz] *= previous_data
+    similarity = old.spliced(rows, recomputed, column_factor=factor)
     outside = np.ones(n, dtype=bool)
     outside[rows] = False
     scaled_rows = np.flatnonzero((factor != 1) & outside & (counts > 0))
     if len(scaled_rows):  # rows first, then columns, as the whole-matrix form rounds
-        at = _ranges(carried.indptr[scaled_rows], counts[scaled_rows])
-        data[at] = previous_data[at] * np.repeat(factor[scaled_rows], counts[scaled_rows]) * factor[carried.indices[at]]
-    similarity = _assembled(carried, buffer, data, rows, recomputed)
+        sizes = counts[scaled_rows]
+        at = _ranges(similarity.indptr[scaled_rows], sizes)
+        previous_data = old.matrix.data[_ranges(old.starts[scaled_rows], sizes)].astype(np.float32, copy=False)
+        similarity.data[at] = previous_data * np.repeat(factor[scaled_rows], sizes) * factor[similarity.indices[at]]
     _drop(similarity, similarity.data <= SIMILARITY_FLOOR)
     return similarity
 
@@ -231,20 +228,15 @@ def _updated_sequence(
     """The transition matrix (both directions) plus ``change`` and its transpose, each row cut
     back to its best ``keep``: the previous rows where the change does not reach."""
     n = change.shape[0]
-    previous, old_to_new = _in_order(previous, old_to_new)
-    counts = np.zeros(n, dtype=np.int64)
-    counts[old_to_new] = np.diff(previous.indptr)
+    old = _Carried(previous, old_to_new, n)
     transposed = change.T.tocsr()
     changed = np.diff(change.indptr) + np.diff(transposed.indptr)
-    rows = np.flatnonzero((changed > 0) | (counts > keep))
-    carried, buffer = _carried(previous, old_to_new, n, room=int(np.minimum(counts[rows] + changed[rows], keep).sum()))
-    recomputed = (_rows(carried, rows) + _rows(change, rows) + _rows(transposed, rows)).tocsr()
+    rows = np.flatnonzero((changed > 0) | (old.counts > keep))
+    recomputed = (_rows(old.only_rows(rows), rows) + _rows(change, rows) + _rows(transposed, rows)).tocsr()
     recomputed.data[recomputed.data < SEQUENCE_FLOOR] = 0.0  # what the old histories contributed to a cut entry
     recomputed.eliminate_zeros()
     recomputed = _keep_top(recomputed, keep)
-    data = np.empty(len(buffer), dtype=np.float32)
-    data[: carried.nnz] = carried.data
-    sequence = _assembled(carried, buffer, data, rows, recomputed)
+    sequence = old.spliced(rows, recomputed)
     _drop(sequence, sequence.data < SEQUENCE_FLOOR)
     return sequence
 
@@ -264,20 +256,96 @@ def _in_order(matrix: sp.csr_matrix, old_to_new: np.ndarray) -> tuple[sp.csr_mat
     return matrix, old_to_new
 
 
-def _carried(matrix: sp.csr_matrix, old_to_new: np.ndarray, n: int, *, room: int) -> tuple[sp.csr_matrix, np.ndarray]:
-    """An items × items ``matrix`` of the old vocabulary (from :func:`_in_order`) laid out for the
-    new one, sharing its data; and the buffer its indices lie at the start of, with ``room``
-    entries to spare at the end (for :func:`_assembled`)."""
-    counts = np.zeros(n, dtype=np.int64)
-    counts[old_to_new] = np.diff(matrix.indptr)
-    index = np.int32 if matrix.nnz + room < 2**31 and n < 2**31 else np.int64
-    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(index)
-    buffer = np.empty(matrix.nnz + room, dtype=index)
-    if len(old_to_new) == n:  # no new item: the same vocabulary
-        buffer[: matrix.nnz] = matrix.indices
-    else:
-        _gather(old_to_new.astype(index), matrix.indices, buffer[: matrix.nnz])
-    return sp.csr_matrix((matrix.data, buffer[: matrix.nnz], indptr), shape=(n, n), copy=False), buffer
+class _Carried:
+    """An items × items matrix of the old vocabulary (``matrix``, from :func:`_in_order`) as seen
+    from the new one (``old_to_new``, increasing, places its rows and columns among ``n`` items),
+    read where needed rather than laid out anew: ``counts`` (entries per new row) and ``starts``
+    (where each new row's entries start in ``matrix``)."""
+
+    def __init__(self, matrix: sp.csr_matrix, old_to_new: np.ndarray, n: int) -> None:
+        self.matrix, self.old_to_new = _in_order(matrix, old_to_new)
+        self.n = n
+        self.counts = np.zeros(n, dtype=np.int64)
+        self.counts[self.old_to_new] = np.diff(self.matrix.indptr)
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64) if n else self.counts
+
+    def _index_dtype(self, nnz: int) -> type:
+        return np.int32 if nnz < 2**31 and self.n < 2**31 else np.int64
+
+    def _new_columns(self, indices: np.ndarray, index: type) -> np.ndarray:
+        """Old column numbers as new ones."""
+        if len(self.old_to_new) == self.n:  # no new item: the same vocabulary
+            return indices.astype(index, copy=False)
+        out = np.empty(len(indices), dtype=index)
+        _gather(self.old_to_new.astype(index), indices, out)
+        return out
+
+    def only_rows(self, rows: np.ndarray) -> sp.csr_matrix:
+        """The matrix laid out for the new vocabulary with every row but ``rows`` (ascending) empty."""
+        sizes = self.counts[rows]
+        at = _ranges(self.starts[rows], sizes)
+        counts = np.zeros(self.n, dtype=np.int64)
+        counts[rows] = sizes
+        index = self._index_dtype(len(at))
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(index)
+        columns = self._new_columns(self.matrix.indices[at], index)
+        return sp.csr_matrix((self.matrix.data[at], columns, indptr), shape=(self.n, self.n), copy=False)
+
+    def spliced(
+        self, rows: np.ndarray, replacement: sp.csr_matrix, *, column_factor: np.ndarray | None = None
+    ) -> sp.csr_matrix:
+        """The matrix laid out for the new vocabulary, rows ``rows`` (ascending) taken from
+        ``replacement`` (one row each, new columns) instead, as float32; ``column_factor``: every
+        other entry multiplied by its (new) column's factor.
+
+        Written once into the result: the other rows keep their order, so between two replaced
+        rows they are one run of the old arrays, and the runs and the replacement rows are joined
+        in one concatenation (the old arrays are read, never copied whole first)."""
+        n, matrix = self.n, self.matrix
+        counts = self.counts.copy()
+        counts[rows] = np.diff(replacement.indptr)
+        index = self._index_dtype(int(counts.sum()))
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(index)
+        run_from = np.concatenate([[0], self.starts[rows] + self.counts[rows]]).tolist()  # after each replaced row
+        run_to = np.concatenate([self.starts[rows], [matrix.nnz]]).tolist()
+        new_only = len(self.old_to_new) != n
+        if new_only:  # the replacement's columns as codes the old matrix's table also maps
+            codes = np.empty(n, dtype=index)
+            codes[self.old_to_new] = np.arange(len(self.old_to_new), dtype=index)
+            fresh = np.ones(n, dtype=bool)
+            fresh[self.old_to_new] = False
+            codes[fresh] = len(self.old_to_new) + np.arange(int(fresh.sum()), dtype=index)
+            table = np.concatenate([self.old_to_new, np.flatnonzero(fresh)]).astype(index)
+            replaced_columns = codes[replacement.indices]
+        else:
+            replaced_columns = replacement.indices
+        data = matrix.data if matrix.data.dtype == np.float32 else matrix.data.astype(np.float32)
+        replaced_data = replacement.data.astype(np.float32, copy=False)
+        at = replacement.indptr.tolist()
+        indices, values = [matrix.indices[run_from[0] : run_to[0]]], [data[run_from[0] : run_to[0]]]
+        for i in range(len(rows)):
+            indices += (replaced_columns[at[i] : at[i + 1]], matrix.indices[run_from[i + 1] : run_to[i + 1]])
+            values += (replaced_data[at[i] : at[i + 1]], data[run_from[i + 1] : run_to[i + 1]])
+        indices = np.concatenate(indices, dtype=index)
+        values = np.concatenate(values, dtype=np.float32)
+        if new_only:
+            _gather(table, indices, indices)
+        if column_factor is not None:
+            carried = np.ones(n, dtype=bool)
+            carried[rows] = False
+            _scale_columns(values, indices, column_factor, np.repeat(carried, counts))
+        return sp.csr_matrix((values, indices, indptr), shape=(n, n), copy=False)
+
+
+def _scale_columns(
+    values: np.ndarray, columns: np.ndarray, factor: np.ndarray, where: np.ndarray, block: int = 1 << 20
+) -> None:
+    """``values[where] *= factor[columns[where]]``, in place, a block at a time (see :func:`_gather`)."""
+    scale = np.empty(min(block, len(values)), dtype=factor.dtype)
+    for start in range(0, len(values), block):
+        stop = min(start + block, len(values))
+        np.take(factor, columns[start:stop], out=scale[: stop - start], mode="clip")
+        np.multiply(scale[: stop - start], values[start:stop], out=values[start:stop], where=where[start:stop])
 
 
 def _gather(table: np.ndarray, at: np.ndarray, out: np.ndarray, block: int = 1 << 20) -> None:
@@ -294,32 +362,6 @@ def _rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     at = _ranges(matrix.indptr[rows], counts)
     indptr = np.concatenate([[0], np.cumsum(counts)])
     return sp.csr_matrix((matrix.data[at], matrix.indices[at], indptr), shape=(len(rows), matrix.shape[1]))
-
-
-def _only_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    """``matrix`` with every row but ``rows`` (ascending) emptied."""
-    counts = np.zeros(matrix.shape[0], dtype=np.int64)
-    counts[rows] = np.diff(matrix.indptr)[rows]
-    at = _ranges(matrix.indptr[rows], counts[rows])
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    return sp.csr_matrix((matrix.data[at], matrix.indices[at], indptr), shape=matrix.shape)
-
-
-def _assembled(
-    carried: sp.csr_matrix, indices: np.ndarray, data: np.ndarray, rows: np.ndarray, replacement: sp.csr_matrix
-) -> sp.csr_matrix:
-    """``carried``'s rows (its indices and ``data`` at the start of ``indices`` and ``data``) with
-    rows ``rows`` (ascending) taken from ``replacement`` (one row each) instead: the replacement
-    rows go into the buffers' spare room and one row gather puts every row in its place."""
-    n, nnz = carried.shape[0], carried.nnz
-    end = nnz + replacement.nnz
-    indices[nnz:end] = replacement.indices
-    data[nnz:end] = replacement.data
-    indptr = np.concatenate([carried.indptr, nnz + replacement.indptr[1:]]).astype(indices.dtype)
-    stacked = sp.csr_matrix((data[:end], indices[:end], indptr), shape=(n + len(rows), n), copy=False)
-    order = np.arange(n, dtype=indices.dtype)
-    order[rows] = n + np.arange(len(rows), dtype=indices.dtype)
-    return stacked[order]
 
 
 def _drop(matrix: sp.csr_matrix, drop: np.ndarray) -> None:
