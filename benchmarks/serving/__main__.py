@@ -124,6 +124,20 @@ def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
     raise RuntimeError("server did not start in 120 s")
 
 
+def cpu_seconds(parent: int) -> float | None:
+    """CPU time (user + system) of ``parent``'s child processes (the server's workers) so far; None
+    where /proc is not there to read."""
+    try:
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        total = 0
+        for child in children:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def latencies(call: Callable[[int], None], n: int) -> np.ndarray:
     out = np.empty(n)
     for k in range(n):
@@ -183,14 +197,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each throughput run")
     parser.add_argument("--requests", type=int, default=400, help="requests per latency measurement")
-    parser.add_argument("--db", help="database URL (default: a SQLite file in a temporary folder)")
+    parser.add_argument("--db", help="database URL (default: a SQLite file in the work folder)")
+    parser.add_argument(
+        "--workdir",
+        help="keep the store and model here; a later run with the same folder (and --db) serves them again "
+        "instead of building, so two versions of the code can be compared on one store",
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="shelfwise-bench-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         database_url = args.db or f"sqlite:///{workdir / 'serving.db'}"
-        print(f"building the store ({database_url})")
-        built = build(workdir, args.items, args.interactions, database_url)
+        kept = workdir / "built.json"
+        reused = args.workdir is not None and kept.exists()
+        if reused:
+            built = json.loads(kept.read_text())
+            print(f"serving the store kept in {workdir} ({database_url})")
+        else:
+            print(f"building the store ({database_url})")
+            built = build(workdir, args.items, args.interactions, database_url)
+            if args.workdir:
+                kept.write_text(json.dumps(built))
+        n_items = built["n_items"]
         users = [f"fresh-{k}" for k in range(200)]
         rng = np.random.default_rng(7)
         env = {"OPENBLAS_NUM_THREADS": "1", "SHELFWISE_ARTIFACT_DIR": str(workdir / "artifacts")}
@@ -233,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                     assert status == 200, body
 
             for user in users:
-                put_events(user, rng.integers(0, args.items, FRESH_EVENTS).tolist())
+                fresh = rng.integers(0, n_items, FRESH_EVENTS).tolist()
+                if not reused:  # a kept store has its shoppers' fresh events already
+                    put_events(user, fresh)
 
             def recommend_call(c: Client, campaign: str = "bench") -> Callable[[int], None]:
                 def call(k: int) -> None:
@@ -263,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             results["shelfwise"]["approximate_recall_at_25"] = recall = approximate_recall(client, users)
             print(f"  approximateCandidates: recall@25 of the exact list (exploration picks left out): {recall:.3f}")
-            candidates = [f"i{i}" for i in rng.integers(0, args.items, 100).tolist()]
+            candidates = [f"i{i}" for i in rng.integers(0, n_items, 100).tolist()]
 
             def rank(k: int) -> None:
                 status, body = client.post(
@@ -276,11 +307,21 @@ def main(argv: list[str] | None = None) -> int:
                 "GetPersonalizedRanking (100 items)", latencies(rank, args.requests)
             )
             results["shelfwise"]["put_events"] = summary(
-                "PutEvents (1 event)", latencies(lambda k: put_events(f"writer-{k}", [k % args.items]), args.requests)
+                "PutEvents (1 event)", latencies(lambda k: put_events(f"writer-{k}", [k % n_items]), args.requests)
             )
+            cpu_before, started = cpu_seconds(server.pid), time.monotonic()
             rps = throughput(lambda: recommend_call(Client(port, built["key"])), args.concurrency, args.seconds)
+            cpu_after, elapsed = cpu_seconds(server.pid), time.monotonic() - started
             results["shelfwise"]["throughput_rps"] = round(rps, 1)
             print(f"  GetRecommendations throughput at concurrency {args.concurrency}: {rps:,.0f} requests/s")
+            if cpu_before is not None and cpu_after is not None and rps > 0:
+                # Steadier than requests/s on a shared machine: what each request cost the workers.
+                per_request = (cpu_after - cpu_before) * 1000 / (rps * elapsed)
+                results["shelfwise"]["server_cpu_ms_per_request"] = round(per_request, 2)
+                print(
+                    f"  the workers' CPU: {(cpu_after - cpu_before) / elapsed:.2f} cores, "
+                    f"{per_request:.2f} ms a request"
+                )
 
             visible = 0
             waits = []
