@@ -117,9 +117,14 @@ class Sims(Recipe):
         weights = self.event_weights(data)
         matrix = user_item_matrix(data.user_index, data.item_index, weights, data.n_users, data.n_items)
         self.similarity = fit_cosine(matrix, neighbours=hp["neighbours"]).astype(np.float32)
-        forward = transition_matrix(data, window=hp["sequence_window"], decay=TRANSITION_DECAY, event_mask=weights > 0)
-        self.sequence = _symmetric_top(forward, hp["neighbours"])
         self.popularity = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
+        # The weights and the matrix are let go before the transitions are counted and summed both
+        # ways: that was the FULL's peak at 25 million events.
+        counted = weights > 0
+        del weights, matrix
+        forward = transition_matrix(data, window=hp["sequence_window"], decay=TRANSITION_DECAY, event_mask=counted)
+        self.sequence = _symmetric_top(forward, hp["neighbours"])
+        del forward
         self._set_items(data.item_ids)
 
     def _choose_sequence_weight(self, data: TrainingData) -> float:
