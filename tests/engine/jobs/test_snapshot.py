@@ -349,3 +349,28 @@ def test_later_rows_all_newer_in_time_are_appended():
     merged = columns([1, 2, 3], [10, 20, 20]).merged_by_time(columns([5, 4], [30, 20]))
     assert merged.ids.tolist() == [1, 2, 3, 4, 5] and merged.timestamps.tolist() == [10, 20, 20, 20, 30]
     assert merged.in_time_order()
+
+
+def test_consuming_reorder_gives_the_same_rows_and_lets_the_originals_go():
+    from engine.storage.columns import InteractionColumns
+
+    n = 200
+    vocab = np.array([f"v{k}" for k in range(5)])
+
+    def read() -> InteractionColumns:  # a fresh read each time, in id order, not in time order
+        r = np.random.default_rng(3)
+        codes = lambda: r.integers(0, 5, n).astype(np.int32)  # noqa: E731
+        return InteractionColumns(
+            np.arange(1, n + 1), vocab, codes(), vocab, codes(), vocab, codes(),
+            r.random(n), r.integers(0, 30, n).astype(np.float64), vocab, codes(),
+        )  # fmt: skip
+
+    expected = read().by_time()
+    fresh = read()
+    assert not fresh.in_time_order()
+    consumed = fresh.by_time(consume=True)
+    assert consumed.in_time_order()
+    for name in ("ids", "user_codes", "item_codes", "type_codes", "event_values", "timestamps", "session_codes"):
+        assert np.array_equal(getattr(consumed, name), getattr(expected, name)), name
+        assert len(getattr(fresh, name)) == 0, name  # the read's own column is let go
+    assert consumed.user_vocab is vocab
