@@ -110,9 +110,8 @@ class CodedStrings:
     def compact(self) -> tuple[np.ndarray, np.ndarray]:
         """``np.unique(strings, return_inverse=True)`` without the strings: the names rows use,
         sorted, and each row's position among them."""
+        # -1 (the trailing name) counts for the last name, as indexing reads it.
         used = np.flatnonzero(np.bincount(self.codes % max(len(self.names), 1), minlength=len(self.names)))
-        if len(self.codes) == 0:
-            used = np.empty(0, dtype=np.intp)
         order = used[np.argsort(self.names[used], kind="stable")]
         position = np.full(len(self.names), -1, dtype=np.intp)
         position[order] = np.arange(len(order))
