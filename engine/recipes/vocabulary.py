@@ -39,7 +39,10 @@ def carry_rows(matrix: sp.spmatrix, old_to_new: np.ndarray, n: int, *, columns: 
         counts = np.zeros(n, dtype=np.int64)
         counts[old_to_new] = np.diff(matrix.indptr)
         indptr = np.concatenate([[0], np.cumsum(counts)])
-        indices = old_to_new[matrix.indices] if columns else matrix.indices
+        # The new column numbers in the matrix's own index type (int32 as a rule): an int64 copy
+        # of every index doubled the later sums' work.
+        index_type = matrix.indices.dtype if n_cols <= np.iinfo(matrix.indices.dtype).max else np.int64
+        indices = old_to_new.astype(index_type)[matrix.indices] if columns else matrix.indices
         return sp.csr_matrix((matrix.data, indices, indptr), shape=(n, n_cols))
     coo = matrix.tocoo()
     rows = old_to_new[coo.row]
