@@ -39,10 +39,7 @@ def solve_users(
         # Only the items these users touched take part (the gram already holds everyone): for a
         # few hundred users (fit-time selection) their rows, not Y M⁻¹ over the whole catalogue
         # (200,000 items: 250 MB of float64 work arrays per call).
-        y = y[used]
-        confidence = sp.csr_matrix(
-            (confidence.data, np.searchsorted(used, confidence.indices), confidence.indptr), shape=(n_users, len(used))
-        )
+        y, confidence = y[used], on_columns(confidence, used)
     base = np.asarray(gram, dtype=np.float64) + regularization * np.eye(f)
     out = np.zeros((n_users, f))
     lengths = np.diff(confidence.indptr)
@@ -55,6 +52,15 @@ def solve_users(
         else:
             out[block] = _direct_block(y, base, index, conf, valid)
     return out
+
+
+def on_columns(matrix: sp.csr_matrix, used: np.ndarray) -> sp.csr_matrix:
+    """``matrix`` over the columns ``used`` alone (ascending, holding every column it has entries
+    in): column ``j`` of the result is column ``used[j]``. The renumbering keeps the columns' order,
+    so a product with the matching rows of another matrix adds the same products in the same turn."""
+    return sp.csr_matrix(
+        (matrix.data, np.searchsorted(used, matrix.indices), matrix.indptr), shape=(matrix.shape[0], len(used))
+    )
 
 
 def length_blocks(

@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from engine.recipes.als_batch import grouped_top, solve_users
+from engine.recipes.als_batch import grouped_top, on_columns, solve_users
 from engine.recipes.attribute_popularity import AttributePopularity
 from engine.recipes.base import TrainingData
 from engine.recipes.repeats import RankCalibration, RepeatModel
@@ -376,10 +376,7 @@ class _Scorer:
             # matrix cost 12 bytes a transition: most of a gigabyte at 25 million events). The seeds'
             # columns are renumbered in the same order, so each sum adds the same products in turn.
             reached = np.unique(seeds.indices)
-            local = sp.csr_matrix(
-                (seeds.data, np.searchsorted(reached, seeds.indices), seeds.indptr), shape=(shape[0], len(reached))
-            )
-            self.sequence = (local @ probe.transitions[reached].astype(np.float64)).tocsr()
+            self.sequence = (on_columns(seeds, reached) @ probe.transitions[reached].astype(np.float64)).tocsr()
         else:
             self.sequence = sp.csr_matrix(shape)
         self.sequence.sort_indices()
