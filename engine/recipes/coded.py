@@ -102,11 +102,6 @@ class CodedStrings:
             return np.zeros(len(self.codes), dtype=bool)
         return hit[self.codes]
 
-    def per_name(self, values: np.ndarray) -> np.ndarray:
-        """``values[i]`` for every row whose name is ``names[i]``: a value per name spread over
-        the rows (an event type's weight to every event of that type)."""
-        return np.asarray(values)[self.codes]
-
     def compact(self) -> tuple[np.ndarray, np.ndarray]:
         """``np.unique(strings, return_inverse=True)`` without the strings: the names rows use,
         sorted, and each row's position among them."""
