@@ -134,8 +134,8 @@ def train(
             raise InvalidInput(f"solution {solution!r} has no version yet: train it with --mode full first")
 
     started = time.perf_counter()
-    # An UPDATE's previous version is read from disk while the store is read (file reads and their
-    # checksums run without the interpreter lock; at 5M events each takes about half a second).
+    # An UPDATE's previous version is loaded (its file mapped, engine.recipes.array_file) while the
+    # store is read.
     with ThreadPoolExecutor(1, thread_name_prefix="previous-version") as side:
         loading = side.submit(cls.load, last.artifact_path) if last is not None else None
         data = load_training_data(
