@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from engine.recipes.up_pruned import Pruning, pruned_scores
+
 if TYPE_CHECKING:
     from engine.recipes.user_personalization import UserPersonalization
 
@@ -62,6 +64,10 @@ class RequestIndex:
         #: sum, row by row, as the blocks' products (the server runs BLAS on one thread).
         shared = model.item_factors.ndim == 2 and single_threaded_blas()
         self.products = SharedProducts(model.item_factors) if shared else None
+        #: A list's scores without a pass over the catalog (engine/recipes/up_pruned.py); None where
+        #: the catalog is small, the model is not ALS or BLAS runs several threads.
+        als = getattr(getattr(model, "choice", None), "family", None) == "als"
+        self.pruning = Pruning.build(model, self) if shared and als else None
 
 
 #: Rows of the item factors per block when concurrent requests share one pass over them: a block
@@ -237,18 +243,27 @@ def taste_scores(model: UserPersonalization, x: SparseScores, family: str) -> np
     return scores
 
 
-def als_scores(model: UserPersonalization, x: SparseScores) -> np.ndarray:
-    """The ALS user step for these weights and every item's score (see ``_als_scores``)."""
+def user_vector(model: UserPersonalization, x: SparseScores) -> tuple[np.ndarray, np.ndarray] | None:
+    """The ALS user step for these weights (see ``_als_scores``) and the items it stood on; None
+    when no weight is positive (every score is 0)."""
     hp = model.hyperparameters
     positive = x.values > 0
     if not positive.any():
-        return np.zeros(len(model.item_ids))
+        return None
     nz = x.index[positive]
     confidence = hp["alpha"] * x.values[positive]
     y = model.item_factors[nz].astype(np.float64)
     a = model.yty + hp["regularization"] * request_index(model).eye + (y.T * confidence) @ y
     b = y.T @ (1.0 + confidence)
-    vector = np.linalg.solve(a, b)
+    return np.linalg.solve(a, b), nz
+
+
+def als_scores(model: UserPersonalization, x: SparseScores) -> np.ndarray:
+    """The ALS user step for these weights and every item's score (see ``_als_scores``)."""
+    solved = user_vector(model, x)
+    if solved is None:
+        return np.zeros(len(model.item_ids))
+    vector, nz = solved
     settings = model.__dict__.get("candidate_settings")
     if settings is not None:
         # Opt-in per campaign (engine/recipes/up_candidates.py): only the best clusters' items.
@@ -455,6 +470,54 @@ def calibrated_at(
 _MEMO_SIZE = 8
 
 
+def scored_top(
+    model: UserPersonalization, history, context, exclude: np.ndarray, n: int, *, block_seen: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`scored` where only the ``n`` best items not in ``exclude`` (nor seen, with
+    ``block_seen``) are needed: the scores of the items that can be among them, ``-inf`` for the
+    rest (engine/recipes/up_pruned.py), or every score where that does not apply."""
+    memo = model.__dict__.setdefault("_request_memo", {})
+    context_key = tuple(sorted((context or {}).items()))
+    whole = memo.get((id(history), id(model.item_factors), context_key))
+    if whole is not None and whole[0] is history:
+        return whole[1]
+    key = (id(history), id(model.item_factors), context_key, n, block_seen, exclude.tobytes())
+    hit = memo.get(key)
+    if hit is not None and hit[0] is history:
+        return hit[1]
+    choice = model.choice
+    ix = request_index(model)
+    if (
+        ix.pruning is None
+        or model.__dict__.get("candidate_settings") is not None
+        or (choice.context_weight and model.attributes.context_lift(context) is not None)
+    ):
+        return scored(model, history, context)
+    items, weights = model._history_weights(history)
+    if choice.half_life is not None:
+        weights = weights * np.power(0.5, np.arange(len(items)) / choice.half_life)
+    solved = user_vector(model, sparse_input(model, items, weights)) if len(items) else None
+    seen, seen_p = model._seen(history)
+    scores = None
+    if solved is not None:
+        blocked = np.concatenate([seen, exclude]) if block_seen else exclude
+        sequence = sequence_scores(model, items)
+        scores = pruned_scores(model, ix, solved[0], sequence, choice.sequence_weight, blocked, n)
+    if scores is None:
+        return scored(model, history, context)
+    result = (scores, seen, seen_p)
+    scores.setflags(write=False)
+    _remember(memo, key, history, result)
+    return result
+
+
+def _remember(memo: dict, key: tuple, history, result: tuple) -> None:
+    if len(memo) >= _MEMO_SIZE:
+        with contextlib.suppress(StopIteration, RuntimeError):  # another thread may be trimming too
+            memo.pop(next(iter(memo)), None)
+    memo[key] = (history, result)
+
+
 def scored(model: UserPersonalization, history, context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(scores with the context's lift, seen items, their repeat chances) for these events.
 
@@ -473,8 +536,5 @@ def scored(model: UserPersonalization, history, context) -> tuple[np.ndarray, np
     seen, seen_p = model._seen(history)
     result = (scores, seen, seen_p)
     scores.setflags(write=False)
-    if len(memo) >= _MEMO_SIZE:
-        with contextlib.suppress(StopIteration, RuntimeError):  # another thread may be trimming too
-            memo.pop(next(iter(memo)), None)
-    memo[key] = (history, result)
+    _remember(memo, key, history, result)
     return result

@@ -379,14 +379,19 @@ class UserPersonalization(Recipe):
         exclude = self.indices(query.exclude)
         if not self._known(query.history):
             return self._cold_start(query, exclude)
-        scores, seen, seen_p = up_request.scored(self, query.history, query.context)
         if query.candidates is not None:
+            scores, seen, seen_p = up_request.scored(self, query.history, query.context)
             index = self.indices(query.candidates)
             return self.rank_candidates(query.candidates, up_request.calibrated_at(self, scores, seen, seen_p, index))
         n = query.num_results
         if n == 0:
             return Ranked((), ())
-        if len(self.calibration.hit_rates) == 0:
+        calibrated = len(self.calibration.hit_rates) > 0
+        # Only the list's items need scores: seen items are ranked apart when calibrated.
+        scores, seen, seen_p = up_request.scored_top(
+            self, query.history, query.context, exclude, n, block_seen=calibrated
+        )
+        if not calibrated:
             # Nothing calibrated (too few users to hold any out): everything allowed, by raw score;
             # seen items are left out by default_exclusions unless the campaign keeps them.
             top = up_request.top_new(self, scores, exclude, n)
