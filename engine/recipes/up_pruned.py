@@ -140,8 +140,8 @@ def pruned_scores(
     this does not apply (the caller scores the catalog whole).
 
     The stopping test counts only items whose blended score is their taste score scaled (not cold,
-    not reached by "what comes next"): the others can only raise the ``n``-th best score, so the
-    test is conservative and needs no blended score until the end.
+    not reached by "what comes next", not always scored): the others can only raise the ``n``-th
+    best score, so the test is conservative and needs no blended score until the end.
     """
     pruning = index.pruning
     if pruning is None or n <= 0 or mix >= 1.0:
@@ -153,25 +153,21 @@ def pruned_scores(
     done = np.zeros(total, dtype=bool)
     is_blocked = np.zeros(total, dtype=bool)
     is_blocked[blocked] = True
-    always = pruning.always
-    if len(sequence.index):
-        always = np.union1d(always, sequence.index[sequence.index < pruning.tail_start])
+    done[pruning.always] = True
+    done[pruning.tail_start :] = True
+    done[pruning.replaced] = True
+    # What "what comes next" reaches is scored with the items always scored, in one product.
+    reached = sequence.index[sequence.index < pruning.tail_start]
+    reached = reached[~done[reached]]
+    always = np.concatenate([pruning.always, reached]) if len(reached) else pruning.always
+    done[reached] = True
     scored = [always, np.arange(pruning.tail_start, total), pruning.replaced]
     taste[always] = pruning.product(factors, always, v32)
     taste[pruning.tail_start :] = pruning.tail(factors, v32)
     taste[pruning.replaced] = 0.0
-    done[always] = True
-    done[pruning.tail_start :] = True
-    done[pruning.replaced] = True
-    top = max(
-        float(np.abs(taste[always]).max(initial=0.0)), float(np.abs(taste[pruning.tail_start :]).max(initial=0.0))
-    )
-    # The n best plain (scaled-taste) scores so far, as taste: plain items among those always scored
-    # are the warm ones that cold items borrow from, unless "what comes next" reaches them.
-    plain = always[~(index.cold[always] | is_blocked[always])]
-    if len(sequence.index):
-        plain = np.setdiff1d(plain, sequence.index, assume_unique=True)
-    best = _best(taste[plain], n)
+    top = float(np.abs(taste[np.concatenate(scored[:2])]).max(initial=0.0))
+    # The n best plain scores (as tastes) of the chunks: every chunk item not scored already is plain.
+    best = np.empty(0)
     length = float(np.sqrt(np.dot(v32.astype(np.float64), v32.astype(np.float64)))) * (1.0 + SLACK)
     start, size = 0, FIRST_CHUNK
     while start < total:

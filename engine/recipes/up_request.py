@@ -331,7 +331,10 @@ def top_new(model: UserPersonalization, scores: np.ndarray, blocked: np.ndarray,
         part = top_candidates(scores, k)
         if part is None:
             part = np.argpartition(scores, total - k)[total - k :]
-        keep = ~np.isin(part, blocked) & ~(ix.cold[part] & (scores[part] <= 0)) & np.isfinite(scores[part])
+            is_blocked = np.isin(part, blocked)
+        else:
+            is_blocked = _sorted_members(part, blocked)
+        keep = ~is_blocked & ~(ix.cold[part] & (scores[part] <= 0)) & np.isfinite(scores[part])
         allowed = part[keep]
         if len(allowed) >= n:
             allowed = allowed[np.argsort(-scores[allowed], kind="stable")]
@@ -344,6 +347,18 @@ def top_new(model: UserPersonalization, scores: np.ndarray, blocked: np.ndarray,
         return np.empty(0, dtype=np.int64)
     top = np.argpartition(-masked, finite - 1)[:finite]
     return top[np.argsort(-masked[top], kind="stable")]
+
+
+def _sorted_members(ascending: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.isin(ascending, values)`` for distinct ``ascending`` items: a binary search for each of
+    the few values instead of the sorts ``isin`` runs (a tenth of the time here)."""
+    found = np.zeros(len(ascending), dtype=bool)
+    if len(ascending) and len(values):
+        at = np.searchsorted(ascending, values)
+        inside = at < len(ascending)
+        at = at[inside]
+        found[at[ascending[at] == values[inside]]] = True
+    return found
 
 
 #: Items per block in :func:`top_candidates`: the blocks' maxima take one pass over the scores.

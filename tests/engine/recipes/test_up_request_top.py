@@ -73,3 +73,13 @@ def test_the_request_path_still_matches_the_dense_definition(monkeypatch, block)
             query = Query(user_id="x", history=events, num_results=n, exclude=exclude)
             assert_same(model.recommend(query), model.recommend_dense(query))
     assert used > 40
+
+
+def test_blocked_candidates_are_found_as_isin_finds_them():
+    from engine.recipes.up_request import _sorted_members
+
+    rng = np.random.default_rng(8)
+    for _ in range(500):
+        ascending = np.unique(rng.integers(0, 300, int(rng.integers(0, 80))))
+        values = rng.integers(-3, 310, int(rng.integers(0, 40)))  # repeats and values outside too
+        assert np.array_equal(_sorted_members(ascending, values), np.isin(ascending, values))
