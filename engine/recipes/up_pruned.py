@@ -17,9 +17,9 @@ The scores that are computed are the whole product's, bit for bit: each product'
 to a multiple of :data:`ROW_MULTIPLE` (OpenBLAS's matrix-vector kernel takes rows in groups and
 computes a group's leftover rows another way), the catalog's own leftover rows are computed as the
 end of a product that ends where the catalog does, and a model whose BLAS does not give the same
-bits this way (checked once per model) is always scored whole. Everything unscored is ``-inf``, so
-the list is taken from the same array by the same code; anything that needs every score (ranks of
-a given list) scores the catalog whole.
+bits this way (checked once per model) is always scored whole. The list is taken from the scored
+items with :func:`~engine.recipes.up_request.top_new`'s rules and order; anything that needs every
+score (ranks of a given list, exploration's picks) scores the catalog whole.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class Pruning:
         return (factors[self.tail_start - ROW_MULTIPLE :] @ vector)[ROW_MULTIPLE:].astype(np.float64)
 
 
-def pruned_scores(
+def pruned_top(
     model: UserPersonalization,
     index: RequestIndex,
     vector: np.ndarray,
@@ -134,10 +134,11 @@ def pruned_scores(
     mix: float,
     blocked: np.ndarray,
     n: int,
-) -> np.ndarray | None:
-    """The blended scores (:func:`~engine.recipes.up_request.blend`) of every item that can be among
-    the ``n`` best not ``blocked`` (nor cold at zero or below), ``-inf`` for the rest; None where
-    this does not apply (the caller scores the catalog whole).
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The ``n`` best items not ``blocked`` (nor cold at zero or below, nor NaN) by their blended
+    score (:func:`~engine.recipes.up_request.blend`), best first (ties: the lower index first, as
+    :func:`~engine.recipes.up_request.top_new` orders them), with those scores; None where this
+    does not apply (the caller scores the catalog whole).
 
     The stopping test counts only items whose blended score is their taste score scaled (not cold,
     not reached by "what comes next", not always scored): the others can only raise the ``n``-th
@@ -193,7 +194,16 @@ def pruned_scores(
             break
     if top <= 0:
         return None  # nothing to scale by: the whole definition's edge cases, left to it
-    return _blended(model, index, taste, np.concatenate(scored), top, sequence, mix)
+    items = np.concatenate(scored)
+    scores = _blended(model, index, taste, items, top, sequence, mix)
+    keep = ~is_blocked[items] & ~(index.cold[items] & (scores <= 0)) & np.isfinite(scores)
+    items, scores = items[keep], scores[keep]
+    if len(scores) > n:  # the n best and any tied with the n-th, then ordered
+        nth = np.partition(scores, len(scores) - n)[len(scores) - n]
+        near = scores >= nth
+        items, scores = items[near], scores[near]
+    order = np.lexsort((items, -scores))[:n]
+    return items[order], scores[order]
 
 
 def _best(values: np.ndarray, n: int) -> np.ndarray:
@@ -207,23 +217,23 @@ def _blended(
     model: UserPersonalization,
     index: RequestIndex,
     taste: np.ndarray,
-    scored: np.ndarray,
+    items: np.ndarray,
     top: float,
     sequence: SparseScores,
     mix: float,
 ) -> np.ndarray:
-    """:func:`~engine.recipes.up_request.blend`'s arithmetic, step for step (the same bits), on the
-    ``scored`` items; ``-inf`` elsewhere."""
-    scores = np.full(len(taste), -np.inf)
-    part = taste[scored] / top
+    """:func:`~engine.recipes.up_request.blend`'s arithmetic, step for step (the same bits), for
+    ``items`` (every scored item); ``taste`` (catalog-sized, read only there) is overwritten."""
+    part = taste[items] / top
     part *= 1.0 - mix
-    scores[scored] = part
+    scores = taste
+    scores[items] = part
     if len(sequence.index):
         seq_top = np.abs(sequence.values).max()
         if seq_top > 0:
             scores[sequence.index] += mix * (sequence.values / seq_top)
     weight = model.hyperparameters["cold_item_weight"]
     if index.cold_matrix is not None and weight > 0 and len(index.cold_rows):
-        # Every column these rows borrow from is scored (``Pruning.always``).
+        # Every column these rows borrow from is scored (``Pruning.always``); nothing else is read.
         scores[index.cold_rows] = weight * (index.cold_matrix @ scores)
-    return scores
+    return scores[items]

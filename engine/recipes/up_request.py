@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from engine.recipes.up_pruned import Pruning, pruned_scores
+from engine.recipes.up_pruned import Pruning, pruned_top
 
 if TYPE_CHECKING:
     from engine.recipes.user_personalization import UserPersonalization
@@ -485,21 +485,30 @@ def calibrated_at(
 _MEMO_SIZE = 8
 
 
-def scored_top(
+def top_list(
     model: UserPersonalization, history, context, exclude: np.ndarray, n: int, *, block_seen: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`scored` where only the ``n`` best items not in ``exclude`` (nor seen, with
-    ``block_seen``) are needed: the scores of the items that can be among them, ``-inf`` for the
-    rest (engine/recipes/up_pruned.py), or every score where that does not apply."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(the ``n`` best items not in ``exclude`` nor, with ``block_seen``, seen, best first; their
+    scores; the seen items; their repeat chances): :func:`top_new` over :func:`scored`, computed
+    from only the items that can reach the list (engine/recipes/up_pruned.py) where that applies."""
     memo = model.__dict__.setdefault("_request_memo", {})
     context_key = tuple(sorted((context or {}).items()))
-    whole = memo.get((id(history), id(model.item_factors), context_key))
-    if whole is not None and whole[0] is history:
-        return whole[1]
     key = (id(history), id(model.item_factors), context_key, n, block_seen, exclude.tobytes())
     hit = memo.get(key)
     if hit is not None and hit[0] is history:
         return hit[1]
+    found = _pruned_list(model, history, context, exclude, n, block_seen)
+    if found is None:
+        scores, seen, seen_p = scored(model, history, context)
+        top = top_new(model, scores, np.concatenate([seen, exclude]) if block_seen else exclude, n)
+        found = (top, scores[top], seen, seen_p)
+    _remember(memo, key, history, found)
+    return found
+
+
+def _pruned_list(
+    model: UserPersonalization, history, context, exclude: np.ndarray, n: int, block_seen: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     choice = model.choice
     ix = request_index(model)
     if (
@@ -507,23 +516,20 @@ def scored_top(
         or model.__dict__.get("candidate_settings") is not None
         or (choice.context_weight and model.attributes.context_lift(context) is not None)
     ):
-        return scored(model, history, context)
+        return None
     items, weights = model._history_weights(history)
+    if len(items) == 0:
+        return None
     if choice.half_life is not None:
         weights = weights * np.power(0.5, np.arange(len(items)) / choice.half_life)
-    solved = user_vector(model, sparse_input(model, items, weights)) if len(items) else None
+    solved = user_vector(model, sparse_input(model, items, weights))
+    if solved is None:
+        return None
     seen, seen_p = model._seen(history)
-    scores = None
-    if solved is not None:
-        blocked = np.concatenate([seen, exclude]) if block_seen else exclude
-        sequence = sequence_scores(model, items)
-        scores = pruned_scores(model, ix, solved[0], sequence, choice.sequence_weight, blocked, n)
-    if scores is None:
-        return scored(model, history, context)
-    result = (scores, seen, seen_p)
-    scores.setflags(write=False)
-    _remember(memo, key, history, result)
-    return result
+    blocked = np.concatenate([seen, exclude]) if block_seen else exclude
+    sequence = sequence_scores(model, items)
+    found = pruned_top(model, ix, solved[0], sequence, choice.sequence_weight, blocked, n)
+    return None if found is None else (*found, seen, seen_p)
 
 
 def _remember(memo: dict, key: tuple, history, result: tuple) -> None:

@@ -387,18 +387,16 @@ class UserPersonalization(Recipe):
         if n == 0:
             return Ranked((), ())
         calibrated = len(self.calibration.hit_rates) > 0
-        # Only the list's items need scores: seen items are ranked apart when calibrated.
-        scores, seen, seen_p = up_request.scored_top(
+        # Seen items are ranked apart (by their repeat chances) when calibrated.
+        top, top_scores, seen, seen_p = up_request.top_list(
             self, query.history, query.context, exclude, n, block_seen=calibrated
         )
         if not calibrated:
             # Nothing calibrated (too few users to hold any out): everything allowed, by raw score;
             # seen items are left out by default_exclusions unless the campaign keeps them.
-            top = up_request.top_new(self, scores, exclude, n)
-            return Ranked(tuple(self.item_ids[top].tolist()), tuple(scores[top].tolist()))
-        new = up_request.top_new(self, scores, np.concatenate([seen, exclude]), n)
+            return Ranked(tuple(self.item_ids[top].tolist()), tuple(top_scores.tolist()))
         allowed = ~np.isin(seen, exclude)
-        items, probabilities = self._merged(new, self.calibration, seen[allowed], seen_p[allowed], n=n)
+        items, probabilities = self._merged(top, self.calibration, seen[allowed], seen_p[allowed], n=n)
         return Ranked(tuple(self.item_ids[items].tolist()), tuple(probabilities.tolist()))
 
     def recommend_dense(self, query: Query) -> Ranked:

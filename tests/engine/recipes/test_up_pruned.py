@@ -23,15 +23,13 @@ def small_chunks(monkeypatch):
 def pruned_counts(monkeypatch) -> list[tuple[int, int]]:
     """(items scored, catalog size) of every pruned answer."""
     counts: list[tuple[int, int]] = []
-    original = up_pruned.pruned_scores
+    original = up_pruned._blended
 
-    def counted(*args, **kwargs):
-        scores = original(*args, **kwargs)
-        if scores is not None:
-            counts.append((int(np.isfinite(scores).sum()), len(scores)))
-        return scores
+    def counted(model, index, taste, items, *args):
+        counts.append((len(items), len(taste)))
+        return original(model, index, taste, items, *args)
 
-    monkeypatch.setattr(up_request, "pruned_scores", counted)
+    monkeypatch.setattr(up_pruned, "_blended", counted)
     return counts
 
 
