@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 MIN_ITEMS = 8192
 #: Items (by descending norm) in the first chunk; each next chunk is twice as long.
 FIRST_CHUNK = 2048
+#: At most this much of the factors is kept again in norm order, per process (3.7 MB at 100,000
+#: items × 64 factors, where a quarter of the catalog is the limit).
+HEAD_BYTES = 32 * 1024 * 1024
 #: Rows of every product are padded to a multiple of this (see the module's docstring).
 ROW_MULTIPLE = 32
 #: Relative slack on the norm bound, for the float32 rounding of the products (far above it).
@@ -77,8 +80,10 @@ class Pruning:
             replaced = np.setdiff1d(index.cold_rows, always)
         else:
             always, replaced = index.cold_rows.astype(np.int64), np.empty(0, dtype=np.int64)
+        # Whole chunks, up to a quarter of the catalog and HEAD_BYTES.
+        most = min(total // 4, HEAD_BYTES // max(factors.itemsize * factors.shape[1], 1))
         head_rows = FIRST_CHUNK
-        while 2 * head_rows + FIRST_CHUNK <= total // 4:  # whole chunks, up to a quarter of the catalog
+        while 2 * head_rows + FIRST_CHUNK <= most:
             head_rows = 2 * head_rows + FIRST_CHUNK
         head = np.ascontiguousarray(factors[order[:head_rows]])
         pruning = cls(order, norms[order], head, always[always < tail_start], replaced, tail_start)
