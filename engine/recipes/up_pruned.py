@@ -190,7 +190,10 @@ def pruned_top(
             done[rows] = True
             scored.append(rows)
             top = max(top, float(np.abs(part).max()))
-            best = _best(np.concatenate([best, part[~is_blocked[rows]]]), n)
+            candidates = part[~is_blocked[rows]]
+            if len(best) >= n:
+                candidates = candidates[candidates > best[0]]  # most of a later chunk is below
+            best = _best(np.concatenate([best, candidates]), n)
         start, size = stop, 2 * size
         reach = pruning.norms[start] * length if start < total else 0.0
         # Stop once no unscored item can hold the largest absolute score (every score is divided by
@@ -202,6 +205,12 @@ def pruned_top(
     items = np.concatenate(scored)
     scores = _blended(model, index, taste, items, top, sequence, mix)
     keep = ~is_blocked[items] & ~(index.cold[items] & (scores <= 0)) & np.isfinite(scores)
+    if len(best) >= n:
+        # The n-th best plain taste, blended as ``_blended`` does (rounding keeps order): the list's
+        # n-th score is at least this, so nothing below it can be on the list.
+        floor = best[0] / top
+        floor *= 1.0 - mix
+        keep &= scores >= floor
     items, scores = items[keep], scores[keep]
     if len(scores) > n:  # the n best and any tied with the n-th, then ordered
         nth = np.partition(scores, len(scores) - n)[len(scores) - n]
