@@ -75,20 +75,21 @@ class RepeatModel:
         return self.repeats >= MIN_REPEATS
 
     def features(self, items: Sequence[SeenItem]) -> np.ndarray:
+        """One row per item, as :meth:`fit` builds them (numpy's ``log1p``, column by column)."""
         out = np.zeros((len(items), self.n_features))
         if not items:
             return out
-        distinct = math.log1p(len(items))
+        rank = np.fromiter((s.rank for s in items), dtype=np.float64, count=len(items))
+        events = np.fromiter((s.events for s in items), dtype=np.float64, count=len(items))
+        age = np.fromiter((s.age_seconds for s in items), dtype=np.float64, count=len(items))
+        out[:, 0] = 1.0
+        out[:, 1] = np.log1p(rank)
+        out[:, 2] = rank == 0
+        out[:, 3] = np.log1p(events)
+        out[:, 4] = np.log1p(age / 3600.0)
+        out[:, 5] = np.log1p(float(len(items)))
         type_column = {t: 6 + k for k, t in enumerate(self.event_types)}
         for row, s in enumerate(items):
-            out[row, :6] = (
-                1.0,
-                math.log1p(s.rank),
-                float(s.rank == 0),
-                math.log1p(s.events),
-                math.log1p(s.age_seconds / 3600.0),
-                distinct,
-            )
             if (column := type_column.get(s.last_type)) is not None:
                 out[row, column] = 1.0
         return out

@@ -343,13 +343,15 @@ class UserPersonalization(Recipe):
 
     def _seen(self, history: Sequence[Interaction]) -> tuple[np.ndarray, np.ndarray]:
         """Known items the shopper already has, and the chance each is among their next ones."""
-        items = [s for s in seen_items(history) if self.item_index(s.item_id) is not None]
+        lookup = self._item_lookup
+        items = [s for s in seen_items(history) if s.item_id in lookup]
         probabilities = self.repeats.probabilities(items)
-        all_seen = self.indices(e.item_id for e in history)
-        ranked = np.array([self._item_lookup[s.item_id] for s in items], dtype=np.int64)
-        # Older items past the repeat model's horizon are left out like before.
-        rest = np.setdiff1d(np.unique(all_seen), ranked)
-        return np.concatenate([ranked, rest]), np.concatenate([probabilities, np.zeros(len(rest))])
+        ranked = [lookup[s.item_id] for s in items]
+        # Older items past the repeat model's horizon are left out like before (sorted, as a set
+        # difference of arrays gave them; sets of a history's few items cost less than its sorts).
+        rest = sorted({lookup[e.item_id] for e in history if e.item_id in lookup}.difference(ranked))
+        seen = np.array(ranked + rest, dtype=np.int64)
+        return seen, np.concatenate([probabilities, np.zeros(len(rest))])
 
     def _top_new(self, scores: np.ndarray, seen: np.ndarray, *, exclude: np.ndarray, n: int) -> np.ndarray:
         masked = scores.copy()
