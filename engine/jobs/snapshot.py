@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from engine.recipes import TrainingData
-from engine.recipes.array_file import read_arrays, write_arrays
+from engine.recipes.array_file import Streamed, read_arrays, write_arrays
 from engine.recipes.coded import CodedStrings
 from engine.records import Item, User
 from engine.storage import Store
@@ -64,6 +64,9 @@ _ARRAYS = (
     "session_codes",
 )
 _VOCABULARIES = {"user_codes": "user_vocab", "item_codes": "item_vocab", "type_codes": "type_vocab"}
+_VOCABULARIES_ALL = {**_VOCABULARIES, "session_codes": "session_vocab"}
+#: One value per row (a snapshot keeps room after them for rows read later).
+_ROW_ARRAYS = ("ids", "user_codes", "item_codes", "type_codes", "event_values", "timestamps", "session_codes")
 
 
 def snapshot_directory(artifact_dir: str | Path, dataset_group: str) -> Path:
@@ -111,10 +114,13 @@ def read_interactions(
         # without the interpreter lock) while the snapshot is loaded (mapped), the newer rows are read
         # and both are merged (the count usually takes longest: the merge is wasted only where it fails).
         with _counting(store, dataset_group, header["watermark"]) as counted:
-            kept = _load(path, header)
-            if kept is not None:
+            loaded = _load(path, header)
+            kept = None if loaded is None else loaded[0]
+            if loaded is not None:
                 new = store.interaction_columns(dataset_group, after_id=header["watermark"])
-                merged = kept.merged_by_time(new)
+                merged = _appended(*loaded, new)
+                if merged is None:
+                    merged = kept.merged_by_time(new)
                 if counted() != len(kept):
                     log.info("snapshot of %s is out of date (interactions up to its watermark changed)", dataset_group)
                 else:
@@ -176,19 +182,73 @@ def _header(path: Path, identity: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def _load(path: Path, header: Mapping[str, Any]) -> InteractionColumns | None:
-    """The snapshot's rows, if the file still has the header :func:`_header` read and is whole."""
+def _load(path: Path, header: Mapping[str, Any]) -> tuple[InteractionColumns, dict[str, np.ndarray]] | None:
+    """The snapshot's rows, if the file still has the header :func:`_header` read and is whole, and
+    its per-row arrays whole (with the room kept after the rows, :func:`_save`)."""
     try:
         # Mapped, not read (engine.recipes.array_file): the rows are paged in as they are used.
         arrays = read_arrays(path)
         if json.loads(str(arrays["__meta__"])) != header:
             return None  # replaced since its header was read: read everything instead
-        columns = InteractionColumns(**{name: arrays[name] for name in _ARRAYS})
+        n = header.get("count")
+        whole = {name: arrays[name] for name in _ROW_ARRAYS}
+        if not isinstance(n, int) or any(a.ndim != 1 or len(a) < n for a in whole.values()):
+            raise ValueError("the header does not match the arrays")
+        columns = InteractionColumns(**{name: arrays[name][:n] if name in whole else arrays[name] for name in _ARRAYS})
         _check(columns, header)
-        return columns
+        return columns, whole
     except Exception as exc:  # a partial or corrupt file, whatever the error: read everything instead
         log.warning("ignoring the training snapshot %s: %s: %s", path, type(exc).__name__, exc)
         return None
+
+
+def _appended(
+    kept: InteractionColumns, whole: Mapping[str, np.ndarray], later: InteractionColumns
+) -> InteractionColumns | None:
+    """``kept`` (the snapshot's rows, in time order) and ``later``'s rows (all of whose ids are
+    higher), where ``later``'s all come after in time and fit in the room the file keeps after the
+    rows: written there, in this process's copy of the mapping (only the pages they land on are
+    copied), instead of every column copied whole into new memory (at five million events the
+    copies were most of an UPDATE's read). None: the caller merges them the general way."""
+    n, m = len(kept), len(later)
+    if not m:
+        return kept
+    if any(len(a) < n + m or not a.flags.writeable for a in whole.values()):
+        return None
+    later = later.by_time()
+    if n and (later.ids.min() <= kept.ids.max() or later.timestamps[0] < kept.timestamps[-1]):
+        return None  # some later rows go between kept ones (or ids out of order): the general merge
+    vocabularies, codes = {}, {}
+    for column, vocab in _VOCABULARIES_ALL.items():
+        extended = _extended(getattr(kept, vocab), getattr(later, vocab), getattr(later, column))
+        vocabularies[vocab], codes[column] = extended
+    rows = {}
+    for name in _ROW_ARRAYS:
+        rows[name] = whole[name][: n + m]
+        rows[name][n:] = codes[name] if name in codes else getattr(later, name)
+    return InteractionColumns(**rows, **vocabularies)
+
+
+def _extended(vocab: np.ndarray, more: np.ndarray, more_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``vocab`` extended with ``more``'s values it lacks (at its end), and ``more_codes`` (-1:
+    none) as codes into it. A vocabulary the snapshot keeps sorted (:func:`_save`) is searched as
+    it is; another is sorted first."""
+    vocab = vocab.astype(str)
+    more = more.astype(str)
+    if not len(more):
+        return vocab, more_codes.astype(np.int32)
+    ascending = len(vocab) < 2 or bool(np.all(vocab[1:] > vocab[:-1]))
+    order = None if ascending else np.argsort(vocab, kind="stable")
+    ordered = vocab if order is None else vocab[order]
+    at = np.minimum(np.searchsorted(ordered, more), max(len(vocab) - 1, 0))
+    known = ordered[at] == more if len(vocab) else np.zeros(len(more), dtype=bool)
+    remap = np.empty(len(more), dtype=np.int64)
+    remap[known] = at[known] if order is None else order[at[known]]
+    fresh = ~known
+    remap[fresh] = len(vocab) + np.arange(int(fresh.sum()))
+    merged = np.concatenate([vocab, more[fresh]]) if fresh.any() else vocab
+    mapped = np.where(more_codes < 0, -1, remap[np.maximum(more_codes, 0)])
+    return merged, mapped.astype(np.int32)
 
 
 def _check(columns: InteractionColumns, meta: Mapping[str, Any]) -> None:
@@ -198,7 +258,7 @@ def _check(columns: InteractionColumns, meta: Mapping[str, Any]) -> None:
     for name in ("user_codes", "item_codes", "type_codes", "event_values", "timestamps", "session_codes"):
         if arrays[name].shape != (n,):
             raise ValueError(f"{name} holds {arrays[name].shape} values for {n} interactions")
-    if columns.ids.dtype != np.int64 or not columns.in_time_order():
+    if columns.ids.dtype != np.int64 or not _in_time_order(columns):
         raise ValueError("the rows are not int64 ids in time order")  # which also makes the ids distinct
     if meta.get("count") != n or meta.get("watermark") != (int(columns.ids.max()) if n else 0):
         raise ValueError("the header does not match the arrays")
@@ -209,13 +269,64 @@ def _check(columns: InteractionColumns, meta: Mapping[str, Any]) -> None:
         raise ValueError("session_codes out of range")
 
 
+#: Rows a check or a padded write handles at a time (its temporaries are reused, not new memory).
+BLOCK_ROWS = 1 << 20
+
+
+def _in_time_order(columns: InteractionColumns) -> bool:
+    """:meth:`InteractionColumns.in_time_order`, a block of rows at a time: over the whole columns
+    at once its differences and masks were new memory (tens of megabytes) on every load."""
+    n, stamps, ids = len(columns), columns.timestamps, columns.ids
+    for lo in range(0, max(n - 1, 0), BLOCK_ROWS):
+        hi = min(n, lo + BLOCK_ROWS + 1)
+        step = np.diff(stamps[lo:hi])
+        if not (np.all(step >= 0) and np.all((step > 0) | (ids[lo + 1 : hi] > ids[lo : hi - 1]))):
+            return False
+    return True
+
+
+def _room(n: int) -> int:
+    """Rows of room a snapshot of ``n`` rows keeps after them: as many as may be appended before it
+    is rewritten (:data:`REWRITE_SHARE`), and some."""
+    return int(np.ceil(REWRITE_SHARE * n)) + 1024
+
+
 def _save(directory: Path, columns: InteractionColumns, identity: Mapping[str, Any]) -> Path:
+    """Write the snapshot: the vocabularies sorted (a later read extends them with a lookup, and
+    training data finds its sorted vocabularies without sorting them again) and the per-row arrays
+    followed by room for rows read later (:func:`_appended`), written a block at a time."""
     directory.mkdir(parents=True, exist_ok=True)
     n = len(columns)
     meta = {**identity, "count": n, "watermark": int(columns.ids.max()) if n else 0}
-    arrays = {name: getattr(columns, name) for name in _ARRAYS}
+    room = _room(n)
+    arrays: dict[str, np.ndarray | Streamed] = {}
+    for codes, vocab in _VOCABULARIES_ALL.items():
+        values = getattr(columns, vocab).astype(str)
+        order = np.argsort(values, kind="stable")
+        arrays[vocab] = values[order]
+        rank = np.empty(len(order) + 1, dtype=np.int32)  # the last one: -1 (no session) stays -1
+        rank[order] = np.arange(len(order), dtype=np.int32)
+        rank[-1] = -1
+        arrays[codes] = _padded(getattr(columns, codes), room, rank)
+    for name in _ROW_ARRAYS:
+        if name not in arrays:
+            arrays[name] = _padded(getattr(columns, name), room)
+    arrays = {name: arrays[name] for name in _ARRAYS}  # the usual order
     # Written to a temporary name, synced and renamed into place, each array aligned for mapping.
     return write_arrays(directory / SNAPSHOT_FILE, {"__meta__": np.array(json.dumps(meta)), **arrays}, sync=True)
+
+
+def _padded(values: np.ndarray, room: int, remap: np.ndarray | None = None) -> Streamed:
+    """``values`` (through ``remap`` where given) followed by ``room`` zeros, a block at a time."""
+
+    def blocks() -> Iterator[np.ndarray]:
+        for lo in range(0, len(values), BLOCK_ROWS):
+            part = values[lo : lo + BLOCK_ROWS]
+            yield part if remap is None else remap[part]
+        for lo in range(0, room, BLOCK_ROWS):
+            yield np.zeros(min(BLOCK_ROWS, room - lo), dtype=values.dtype)
+
+    return Streamed(values.dtype, len(values) + room, blocks)
 
 
 def to_training_data(
@@ -227,7 +338,7 @@ def to_training_data(
     """What :meth:`TrainingData.from_columns` builds from the same events in time order (ties by
     id), without re-sorting a million id strings: only the vocabularies are sorted. Columns in time
     order already (as :func:`read_interactions` gives them) are used as they are."""
-    if not columns.in_time_order():
+    if not _in_time_order(columns):
         columns = columns.by_time()
     if not len(columns):
         data = TrainingData.from_columns([], [], [], [], items=items, users=users, session_ids=[])
@@ -256,23 +367,56 @@ def to_training_data(
 def _vocabulary(vocab: np.ndarray, codes: np.ndarray, extra: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray]:
     """The sorted vocabulary of the values in use (plus ``extra``), and code → its position.
 
-    Sorted as np.unique sorts (by code point). The vocabulary lists each value once: it is sorted
-    and the extras missing from it are inserted at their places (np.unique over both together
-    costs several times more at 100,000 items); positions are looked up in sorted order, where
-    numpy's binary search starts from the last answer."""
+    Sorted as np.unique sorts (by code point). The vocabulary lists each value once. A snapshot
+    keeps it sorted (:func:`_save`) and rows read since add their new values at its end: only
+    that tail is sorted and placed among the rest by a lookup, positions follow by counting what
+    was placed before each (at 250,000 shoppers sorting the whole vocabulary, and looking every
+    value up in the result, took a quarter of an UPDATE's read). The extras missing from it are
+    placed the same way (np.unique over both together costs several times more)."""
     vocab = vocab.astype(str)
-    used = np.flatnonzero(np.bincount(codes, minlength=len(vocab)) > 0)
-    by_value = used[np.argsort(vocab[used], kind="stable")]
-    ordered = vocab[by_value]
+    used = np.bincount(codes, minlength=len(vocab)) > 0 if len(codes) else np.zeros(len(vocab), dtype=bool)
+    head_length = _sorted_prefix(vocab)
+    head = np.flatnonzero(used[:head_length])
+    tail = head_length + np.flatnonzero(used[head_length:])
+    tail = tail[np.argsort(vocab[tail], kind="stable")]
+    # The tail placed among the head: each head value moves up by the tail values placed before it.
+    ordered, at = _inserted(vocab[head], vocab[tail])
+    head_at = _moved(np.arange(len(head)), at)
+    tail_at = at + np.arange(len(tail))
     more = _sorted_unique(np.fromiter(extra, dtype=object).astype(str))
-    if len(more):
+    if len(more) and not (len(more) == len(ordered) and np.array_equal(more, ordered)):
         at = np.searchsorted(ordered, more)
         present = ordered[np.minimum(at, len(ordered) - 1)] == more if len(ordered) else np.zeros(len(more), bool)
-        ordered = np.insert(ordered.astype(np.result_type(ordered, more)), at[~present], more[~present])
+        ordered, at = _inserted(ordered, more[~present], at[~present])
+        head_at, tail_at = _moved(head_at, at), _moved(tail_at, at)
     # Unused entries (none, unless a snapshot kept a value no event uses any more) map to 0.
     remap = np.zeros(len(vocab), dtype=np.int32)
-    remap[by_value] = np.searchsorted(ordered, vocab[by_value])
+    remap[head] = head_at
+    remap[tail] = tail_at
     return ordered, remap
+
+
+def _sorted_prefix(values: np.ndarray) -> int:
+    """How many of ``values`` from the start are in strictly ascending order."""
+    if len(values) < 2:
+        return len(values)
+    rising = values[1:] > values[:-1]
+    return len(values) if rising.all() else int(np.argmin(rising)) + 1
+
+
+def _inserted(ordered: np.ndarray, more: np.ndarray, at: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``ordered`` (sorted) with ``more`` (sorted, none of them in it) inserted at their places, and
+    those places in ``ordered`` (``at``, where already known)."""
+    if at is None:
+        at = np.searchsorted(ordered, more)
+    if not len(more):
+        return ordered, at
+    return np.insert(ordered.astype(np.result_type(ordered, more)), at, more), at
+
+
+def _moved(positions: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Positions in a sorted array after values were inserted at ``at`` (sorted) of it."""
+    return positions + np.searchsorted(at, positions, side="right") if len(at) else positions
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:

@@ -374,3 +374,73 @@ def test_consuming_reorder_gives_the_same_rows_and_lets_the_originals_go():
         assert np.array_equal(getattr(consumed, name), getattr(expected, name)), name
         assert len(getattr(fresh, name)) == 0, name  # the read's own column is let go
     assert consumed.user_vocab is vocab
+
+
+def test_new_rows_all_later_in_time_are_written_into_the_snapshots_room(store, tmp_path, reads, monkeypatch):
+    from engine.jobs import snapshot
+
+    fill(store)
+    directory = snapshot_directory(tmp_path, GROUP)
+    load_training_data(store, GROUP, snapshot_dir=directory)
+    with np.load(directory / SNAPSHOT_FILE) as npz:  # vocabularies kept sorted, room after the rows
+        for name in ("user_vocab", "item_vocab", "type_vocab", "session_vocab"):
+            assert npz[name].tolist() == sorted(npz[name].tolist()), name
+        assert len(npz["ids"]) > len(reference(store))
+    watermark = int(reference(store).interaction_ids.max())
+    # New shoppers, new items, new sessions, all after everything kept (the usual case).
+    store.ingest(GROUP, [Item("i-new", {"CATEGORY_L1": "socks"})])
+    store.ingest(GROUP, events(range(18, 23), 27, 1_700_000_100, seed=5))
+    monkeypatch.setattr(
+        storage_columns.InteractionColumns, "merged_by_time", lambda *_: (_ for _ in ()).throw(AssertionError())
+    )
+    reads.clear()
+    monkeypatch.setattr(snapshot, "REWRITE_SHARE", 0.5)  # the snapshot stays: the new rows are read again
+    assert_same(load_training_data(store, GROUP, snapshot_dir=directory), reference(store))
+    assert reads == [watermark]
+    reads.clear()
+    assert_same(load_training_data(store, GROUP, snapshot_dir=directory), reference(store))
+    assert reads == [watermark]
+
+
+def test_more_rows_than_the_room_holds_are_merged():
+    from engine.jobs.snapshot import _appended
+    from engine.storage.columns import InteractionColumns
+
+    vocab = np.array(["a", "b"])
+
+    def columns(ids, stamps):
+        n = len(ids)
+        codes = np.zeros(n, dtype=np.int32)
+        return InteractionColumns(
+            np.asarray(ids, dtype=np.int64), vocab, codes, vocab, codes, vocab, codes,
+            np.full(n, np.nan), np.asarray(stamps, dtype=np.float64), vocab, codes,
+        )  # fmt: skip
+
+    kept = columns([1, 2, 3], [10, 20, 20])
+    per_row = ("ids", "user_codes", "item_codes", "type_codes", "event_values", "timestamps", "session_codes")
+    whole = {name: np.concatenate([getattr(kept, name), np.zeros(1, getattr(kept, name).dtype)]) for name in per_row}
+    trimmed = {name: whole[name][:3] for name in whole}
+    kept = InteractionColumns(**{**kept.__dict__, **trimmed})
+    assert _appended(kept, whole, columns([4, 5], [30, 40])) is None  # one row of room
+    assert _appended(kept, whole, columns([4], [15])) is None  # goes between kept rows
+    appended = _appended(kept, whole, columns([4], [30]))
+    assert appended.ids.tolist() == [1, 2, 3, 4] and appended.ids.base is not None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_vocabularies_from_a_sorted_head_and_a_tail_are_what_a_full_sort_gives(seed):
+    from engine.jobs.snapshot import _vocabulary
+
+    rng = np.random.default_rng(seed)
+    values = np.unique(np.array([f"v{x}" for x in rng.integers(0, 400, 300)]))
+    rng.shuffle(values)
+    head_length = int(rng.integers(0, len(values) + 1))
+    vocab = np.concatenate([np.sort(values[:head_length]), values[head_length:]])
+    codes = rng.integers(0, len(vocab), int(rng.integers(0, 500))).astype(np.int32)
+    extra = [f"v{x}" for x in rng.integers(0, 500, int(rng.integers(0, 100)))]
+    if seed == 0:
+        extra = sorted(set(vocab[codes].tolist()))  # the catalog is exactly what is in use
+    ordered, remap = _vocabulary(vocab, codes, extra)
+    expected = np.unique(np.concatenate([vocab[codes], np.array(extra, dtype=str)]))
+    assert ordered.tolist() == expected.tolist()
+    assert ordered[remap[codes]].tolist() == vocab[codes].tolist()
