@@ -24,7 +24,10 @@ import os
 import struct
 import uuid
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,16 +39,34 @@ _LOCAL_SIGNATURE = b"PK\x03\x04"
 _NPY_PREFIX = 10  # magic (6), version (2), header length (2) of a version 1.0 .npy header
 
 
-def write_arrays(path: str | Path, arrays: Mapping[str, np.ndarray], *, sync: bool = False) -> Path:
+@dataclass(frozen=True)
+class Streamed:
+    """A one-dimensional array written a block at a time, never held whole: ``blocks()`` yields
+    its values in order (any number of blocks of any sizes, ``length`` values in all, each as
+    ``dtype``). A model that is mostly its previous version's arrays carried over (a sims UPDATE)
+    writes its result this way: a whole new copy in memory, then another in the file, was most of
+    the UPDATE's time (each megabyte of memory a process touches for the first time costs about as
+    much as computing it)."""
+
+    dtype: np.dtype
+    length: int
+    blocks: Callable[[], Iterable[np.ndarray]]
+
+
+def write_arrays(path: str | Path, arrays: Mapping[str, np.ndarray | Streamed], *, sync: bool = False) -> Path:
     """Write ``arrays`` (no object arrays: nothing is pickled) as an uncompressed ``.npz`` at
-    ``path``, through a temporary file renamed into place; ``sync``: flushed to disk first."""
+    ``path``, through a temporary file renamed into place; ``sync``: flushed to disk first.
+    A :class:`Streamed` member is written as the array its blocks make up."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     try:
         with partial.open("wb") as f:
             with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
                 for name, value in arrays.items():
-                    _write_member(f, zf, name, np.asanyarray(value))
+                    if isinstance(value, Streamed):
+                        _write_streamed(f, zf, name, value)
+                    else:
+                        _write_member(f, zf, name, np.asanyarray(value))
             if sync:
                 f.flush()
                 os.fsync(f.fileno())
@@ -68,10 +89,71 @@ def _write_member(f, zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
             member.write(array.reshape(-1).view(np.uint8))
 
 
-def _npy_header(array: np.ndarray, *, start: int) -> bytes:
+def _write_streamed(f, zf: zipfile.ZipFile, name: str, streamed: Streamed) -> None:
+    dtype = np.dtype(streamed.dtype)
+    if dtype.hasobject:
+        raise ValueError(f"array {name!r} holds Python objects, which would need pickling")
+    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    written = 0
+    blocks = iter(streamed.blocks())
+    with zf.open(info, "w", force_zip64=True) as member:
+        member.write(_npy_header(np.empty(0, dtype=dtype), start=f.tell(), shape=(streamed.length,)))
+        # Each block is made, and the member's CRC-32 carried over it, in a thread (numpy and zlib
+        # mostly without the interpreter lock) while the one before is written (the CRC over a
+        # sims model took as long as writing it). Where this Python's zip writer is not the one
+        # this expects, it writes the blocks and computes the CRC itself.
+        raw = _raw_member(member)
+
+        def following(crc: int) -> tuple[np.ndarray | None, int]:
+            block = next(blocks, None)
+            if block is None:
+                return None, crc
+            block = np.ascontiguousarray(block, dtype=dtype).reshape(-1)
+            return block, zlib.crc32(block.view(np.uint8), crc) if raw and len(block) else crc
+
+        with ThreadPoolExecutor(1, thread_name_prefix="streamed") as ahead:
+            pending = ahead.submit(following, member._crc if raw else 0)
+            crc = None
+            while True:
+                block, crc = pending.result()
+                if block is None:
+                    break
+                written += len(block)
+                if written > streamed.length:
+                    break
+                pending = ahead.submit(following, crc)
+                if not len(block):
+                    continue
+                if raw:
+                    member._fileobj.write(block.view(np.uint8))
+                    member._file_size += block.nbytes
+                else:
+                    member.write(block.view(np.uint8))
+            if raw and crc is not None:
+                member._crc = crc
+    if written != streamed.length:  # the file is left unrenamed (a partial write)
+        raise ValueError(f"array {name!r}: its blocks hold {written} values, not {streamed.length}")
+
+
+def _raw_member(member) -> bool:
+    """Whether ``member`` (a stored member being written) is CPython's zip writer, whose data and
+    CRC this module can then write itself: it keeps the running CRC and size in ``_crc`` and
+    ``_file_size`` and writes through ``_fileobj`` (CPython 3.8 to 3.13 at least)."""
+    return (
+        getattr(member, "_compressor", True) is None
+        and isinstance(getattr(member, "_crc", None), int)
+        and isinstance(getattr(member, "_file_size", None), int)
+        and hasattr(member, "_fileobj")
+    )
+
+
+def _npy_header(array: np.ndarray, *, start: int, shape: tuple[int, ...] | None = None) -> bytes:
     """A version 1.0 ``.npy`` header that ends (the array's data begins) at a multiple of
-    :data:`ALIGN` in the file, for a member whose data starts at ``start``."""
-    described = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False, "shape": array.shape}
+    :data:`ALIGN` in the file, for a member whose data starts at ``start`` (``shape``: the
+    array's, where ``array`` only gives the type)."""
+    shape = array.shape if shape is None else shape
+    described = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False, "shape": shape}
     text = repr(described).encode("latin1")
     end = start + _NPY_PREFIX + len(text) + 1  # + the closing newline
     text += b" " * (-end % ALIGN) + b"\n"
