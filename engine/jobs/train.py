@@ -167,20 +167,27 @@ def train(
     with progress_bars(progress):
         model = cls(**settings).fit(data, previous=previous)
     model.data_watermark = watermark
+    n_events = len(data)
+    wants_metrics = _wants_metrics(metrics, mode)
+    if not wants_metrics:
+        # Nothing reads the training data any more: let it go before the artifact is written, whose
+        # file pages then reuse the memory it held (a training process's first touch of fresh pages
+        # costs about as much as writing them).
+        del data
     path = Path(artifact_dir) / dataset_group / solution / f"{version_id}.npz"
     model.save(path)
     elapsed = time.perf_counter() - started
     log.info(
-        "trained %s/%s (%s, %s) on %d events in %.2fs", dataset_group, solution, info.recipe, mode, len(data), elapsed
+        "trained %s/%s (%s, %s) on %d events in %.2fs", dataset_group, solution, info.recipe, mode, n_events, elapsed
     )
     scores = {}
-    if _wants_metrics(metrics, mode):
+    if wants_metrics:
         scores = _offline_metrics(data, cls, settings)
     return store.add_solution_version(
         info,
         training_mode=mode,
         artifact_path=str(path.resolve()),
-        num_interactions=len(data),
+        num_interactions=n_events,
         training_seconds=elapsed,
         metrics=scores,
         version_id=version_id,

@@ -78,7 +78,34 @@ class Sims(Recipe):
         self.similarity = sp.csr_matrix((0, 0), dtype=np.float32)
         self.sequence = sp.csr_matrix((0, 0), dtype=np.float32)
         self.popularity = np.empty(0, dtype=np.float64)
+        #: Each item's squared norm in the weighted user × item matrix the cosines were computed
+        #: from (empty: not known, an artifact from before they were kept): an UPDATE rescales the
+        #: stored cosines to the new norms from these and the affected shoppers' rows alone.
+        self.norms = np.empty(0, dtype=np.float64)
         self.sequence_weight = 0.5
+
+    # An UPDATE leaves each matrix described rather than laid out (sims_update._Spliced: mostly the
+    # previous version's arrays): saving writes it straight into the artifact, and it is laid out in
+    # memory only where something reads it.
+    @property
+    def similarity(self) -> sp.csr_matrix:
+        if not isinstance(self._similarity, sp.spmatrix | sp.sparray):
+            self._similarity = self._similarity.tocsr()
+        return self._similarity
+
+    @similarity.setter
+    def similarity(self, matrix) -> None:
+        self._similarity = matrix
+
+    @property
+    def sequence(self) -> sp.csr_matrix:
+        if not isinstance(self._sequence, sp.spmatrix | sp.sparray):
+            self._sequence = self._sequence.tocsr()
+        return self._sequence
+
+    @sequence.setter
+    def sequence(self, matrix) -> None:
+        self._sequence = matrix
 
     def fit(self, data: TrainingData, *, previous: Self | None = None) -> Self:
         hp = self.hyperparameters
@@ -116,6 +143,7 @@ class Sims(Recipe):
         hp = self.hyperparameters
         weights = self.event_weights(data)
         matrix = user_item_matrix(data.user_index, data.item_index, weights, data.n_users, data.n_items)
+        self.norms = squared_column_norms(matrix)  # before the neighbours exist: not beside them in memory
         self.similarity = fit_cosine(matrix, neighbours=hp["neighbours"]).astype(np.float32)
         self.popularity = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
         # The weights and the matrix are let go before the transitions are counted and summed both
@@ -224,9 +252,10 @@ class Sims(Recipe):
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {
-            **sparse_arrays("sim", self.similarity.tocsr()),
-            **sparse_arrays("seq", self.sequence.tocsr()),
+            **_matrix_arrays("sim", self._similarity),
+            **_matrix_arrays("seq", self._sequence),
             "popularity": self.popularity,
+            "norms": self.norms,
             "sequence_weight": np.array([self.sequence_weight]),
         }
 
@@ -234,7 +263,31 @@ class Sims(Recipe):
         self.similarity = sparse_from("sim", arrays)
         self.sequence = sparse_from("seq", arrays)
         self.popularity = np.asarray(arrays["popularity"], dtype=np.float64)
+        norms = arrays.get("norms")
+        self.norms = np.empty(0, dtype=np.float64) if norms is None else np.asarray(norms, dtype=np.float64)
         self.sequence_weight = float(arrays["sequence_weight"][0])
+
+
+#: Entries squared and summed at a time by :func:`squared_column_norms` (bounds its temporaries).
+NORM_BLOCK_ENTRIES = 1 << 18
+
+
+def squared_column_norms(matrix: sp.csr_matrix) -> np.ndarray:
+    """Each column's sum of squared entries, in float64 (exact for whole weights), a block of
+    entries at a time: a squared copy of the whole matrix would add to a FULL's peak memory."""
+    totals = np.zeros(matrix.shape[1], dtype=np.float64)
+    for lo in range(0, matrix.nnz, NORM_BLOCK_ENTRIES):
+        values = matrix.data[lo : lo + NORM_BLOCK_ENTRIES].astype(np.float64)
+        columns = matrix.indices[lo : lo + NORM_BLOCK_ENTRIES]
+        totals += np.bincount(columns, weights=values * values, minlength=len(totals))
+    return totals
+
+
+def _matrix_arrays(prefix: str, matrix) -> dict[str, np.ndarray]:
+    """A matrix's arrays for the artifact: a described one (an UPDATE's) writes itself."""
+    if isinstance(matrix, sp.spmatrix | sp.sparray):
+        return sparse_arrays(prefix, matrix.tocsr())
+    return matrix.arrays(prefix)
 
 
 _IDEAL_DCG = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(10) + 2.0))])
@@ -290,7 +343,7 @@ def _symmetric_top(forward: sp.csr_matrix, k: int) -> sp.csr_matrix:
 
 
 #: Cells (8 bytes each) of the table one step of :func:`_keep_top` selects in.
-TOP_TABLE_CELLS = 1 << 22
+TOP_TABLE_CELLS = 1 << 20
 
 
 def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -333,13 +386,17 @@ def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``concatenate([arange(s, s + l) for s, l in zip(starts, lengths)])``, vectorised."""
+    """``concatenate([arange(s, s + l) for s, l in zip(starts, lengths)])``, vectorised; int32
+    where every position fits (half the new memory of int64 positions over millions of entries)."""
     lengths = np.asarray(lengths, dtype=np.int64)
     total = int(lengths.sum())
     if total == 0:
         return np.empty(0, dtype=np.int64)
+    starts = np.asarray(starts, dtype=np.int64)
     offsets = np.cumsum(lengths) - lengths
-    return np.repeat(np.asarray(starts, dtype=np.int64) - offsets, lengths) + np.arange(total, dtype=np.int64)
+    reach = int((starts + lengths).max()) if len(starts) else 0
+    kind = np.int32 if max(reach, total) < 2**31 else np.int64
+    return np.repeat((starts - offsets).astype(kind), lengths) + np.arange(total, dtype=kind)
 
 
 def _descending_bits(values: np.ndarray) -> np.ndarray:

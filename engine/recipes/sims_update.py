@@ -14,34 +14,47 @@ Only those change the model:
   minus those of their old histories (entries the previous version had already cut stay cut);
 * popularity: the previous counts plus the new events' weights.
 
+Norms: a model keeps each item's squared norm (``Sims.norms``); the new norms are those plus what
+the affected users' rows changed (``after`` squared minus ``before`` squared, per column), so only
+their events are read. A previous version without them (an older artifact) has the norms of the
+items concerned read from all the events on those items instead.
+
 Cost: only the rows the change reaches (the items the affected users touched) are recomputed and
-cut back; every other row is the previous one carried over (its entries rescaled where a column's
-norm changed): the previous matrix (usually a mapping of its artifact) is read where those rows are
-needed and once as runs between the recomputed rows, joined with them straight into the new arrays
-(:class:`_Carried`), so the work follows the affected users' histories plus a few linear passes over
-the stored entries, not the catalogue's rows. Event weights are read for the events that need them
-(the affected users' and those on the items whose norm changes), not for every event. The result is
-the same, entry for entry and bit for bit, as applying the update to the whole matrices at once
+cut back; every other row is the previous one carried over (its entries rescaled where a row's or a
+column's norm changed). The result is not laid out in memory: each matrix is described
+(:class:`_Spliced`: the previous matrix, usually a mapping of its artifact, and the recomputed
+rows) and written straight into the new artifact a block of rows at a time, the runs of old entries
+between recomputed rows renumbered and rescaled as they go (a whole new copy in memory, then
+another in the file, was most of an UPDATE's time: each megabyte a training process touches for
+the first time costs about as much as computing it). So the work follows the affected users'
+histories plus a few linear passes over the stored entries, not the catalogue's rows. Event weights
+are read for the events that need them, not for every event. The result is the same, entry for
+entry and bit for bit, as applying the update to the whole matrices at once
 (``tests/engine/recipes/test_sims_update_rows.py`` keeps that whole-matrix form as the reference).
 
 The blend weight stays the previous version's. :func:`update` declines (and the recipe refits)
-when the previous vocabulary is not part of the new one or the new events touch too much of it.
+when the previous vocabulary is not part of the new one or the update's estimated work comes near a
+refit's (:func:`_worth_updating`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import scipy.sparse as sp
 
+from engine.recipes.array_file import Streamed
 from engine.recipes.base import TrainingData
 from engine.recipes.sequences import transitions_gained
 from engine.recipes.sims import TRANSITION_DECAY, Sims, _keep_top, _ranges
 from engine.recipes.vocabulary import carry, carry_rows, vocabulary_map
 from engine.recipes.weighting import user_item_matrix
 
-#: Above this share of the catalog touched by new events, a full refit is about as cheap (and
-#: exact); catalogs under :data:`SMALL_CATALOG` items are updated whatever the share.
-MAX_TOUCHED_SHARE = 0.3
+#: An UPDATE whose estimated work (:func:`_worth_updating`) passes this share of a refit's refits
+#: instead (about as cheap then, and exact); catalogs under :data:`SMALL_CATALOG` items are
+#: updated whatever the estimate.
+REFIT_SHARE = 0.25
 SMALL_CATALOG = 1000
 #: Entries at or under these are dropped (what old histories left of a cut or vanished pair).
 SIMILARITY_FLOOR = 1e-7
@@ -67,7 +80,7 @@ def update(model: Sims, previous: Sims, data: TrainingData) -> bool:
     touched = np.zeros(n, dtype=bool)
     touched[data.item_index[fresh_at]] = True
     touched |= is_new_item
-    if n >= SMALL_CATALOG and touched.sum() > MAX_TOUCHED_SHARE * n:
+    if n >= SMALL_CATALOG and not _worth_updating(data, previous, old_to_new, fresh_at, touched):
         return False
 
     # The affected users' events (whole histories) that count, in event order.
@@ -79,7 +92,12 @@ def update(model: Sims, previous: Sims, data: TrainingData) -> bool:
     after, before = _user_items(data, mine, ~new[mine], weights)
 
     k = max(hp["neighbours"] - 1, 0)  # the item itself was one of its ``neighbours`` (then dropped)
-    norms = _squared_norms(model, data, np.unique(after.indices))
+    if len(previous.norms) == len(previous.item_ids):
+        # The previous norms plus what the affected shoppers' rows changed: only their events read.
+        norms = carry(previous.norms, old_to_new, n) + _column_squares(after) - _column_squares(before)
+        model.norms = np.maximum(norms, 0.0)
+    else:  # an artifact without them: the norms of the items concerned, from their events
+        norms = _squared_norms(model, data, np.unique(after.indices))
     model.similarity = _updated_similarity(previous.similarity, old_to_new, norms, after, before, k)
 
     change = transitions_gained(data, mine, new[mine], window=hp["sequence_window"], decay=TRANSITION_DECAY)
@@ -89,6 +107,44 @@ def update(model: Sims, previous: Sims, data: TrainingData) -> bool:
     model.popularity = carry(previous.popularity, old_to_new, n) + gained
     model._set_items(data.item_ids)
     return True
+
+
+def _worth_updating(
+    data: TrainingData, previous: Sims, old_to_new: np.ndarray, fresh_at: np.ndarray, touched: np.ndarray
+) -> bool:
+    """Whether the update's work is estimated under :data:`REFIT_SHARE` of a refit's.
+
+    What grows with the data on each side, counted in events and pairs: a refit forms every
+    shopper's pairs of events (the cosine's products, the transitions), about the sum of the
+    squared history lengths; the update forms the affected shoppers' pairs, recomputes the stored
+    entries of the rows they touch (the rest are carried in a few linear passes, as a refit's own
+    reading of the events is) and, without the previous norms, reads the events on the items whose
+    norm changes. A share
+    of the catalogue touched says little: a few new shoppers touch many popular items (more than
+    30% of a 200,000-item catalogue at 25 million events with 1% new shoppers), yet their work
+    stays a small part of a refit's."""
+    per_user = _counts(data.user_index, data.n_users)
+    affected = np.zeros(data.n_users, dtype=bool)
+    affected[data.user_index[fresh_at]] = True
+    stored = np.zeros(data.n_items, dtype=np.float64)
+    for matrix in (previous.similarity, previous.sequence):
+        if matrix.shape[0] == len(old_to_new):
+            stored[old_to_new] += np.diff(matrix.indptr)
+    update = float(np.sum(per_user[affected] ** 2) + stored[touched].sum())
+    if len(previous.norms) != len(previous.item_ids):  # the norms are read from the events on those items
+        update += float(_counts(data.item_index, data.n_items)[touched].sum())
+    refit = float(np.sum(per_user**2))
+    return update <= REFIT_SHARE * refit
+
+
+def _counts(codes: np.ndarray, n: int, block: int = 1 << 22) -> np.ndarray:
+    """``np.bincount(codes, minlength=n)`` as float64, a block at a time (a whole-column bincount
+    first copies the codes to pointer-sized integers: new memory, hundreds of megabytes at 25
+    million events)."""
+    totals = np.zeros(n, dtype=np.float64)
+    for lo in range(0, len(codes), block):
+        totals += np.bincount(codes[lo : lo + block], minlength=n)
+    return totals
 
 
 def _user_items(
@@ -153,7 +209,7 @@ def _updated_similarity(
     after: sp.csr_matrix,
     before: sp.csr_matrix,
     k: int,
-) -> sp.csr_matrix:
+) -> _Spliced:
     """Cosine similarities after the affected users' rows of the user × item matrix went from
     ``before`` to ``after`` (matrices of those users' rows only, in the same order), from the
     ``previous`` ones (rows and columns indexed by old items, ``old_to_new`` placing them), each
@@ -195,36 +251,37 @@ def _updated_similarity(
     pattern = change.copy()
     pattern.data[:] = 1.0
     flipped = pattern.T.tocsr()
-    mirrored = flipped.multiply(old.only_rows(np.flatnonzero(np.diff(flipped.indptr)))).T.tocsr()
     previous_rows = old.only_rows(rows)
+    reached = np.flatnonzero(np.diff(flipped.indptr))
+    # Usually the same rows (the change is symmetric, and no row is longer than kept): read once.
+    mirrored_rows = previous_rows if np.array_equal(reached, rows) else old.only_rows(reached)
+    mirrored = flipped.multiply(mirrored_rows).T.tocsr()
+    # Each intermediate is let go as soon as it is used: they are as large as the recomputed rows,
+    # and all of them held at once were most of the UPDATE's peak memory (new memory costs time).
+    del flipped, mirrored_rows
     here = pattern.multiply(previous_rows)
+    del pattern
     here.data[:] = 1.0
     mirrored = (mirrored - mirrored.multiply(here)).tocsr()
+    del here
     mirrored.eliminate_zeros()
     rescaled = _scaled(previous_rows, factor)
-    added = _scaled(mirrored, factor) + _scaled(change, inverse)
+    del previous_rows
+    added = _scaled(mirrored, factor)
+    del mirrored
+    added = added + _scaled(change, inverse)
+    del change
     recomputed = (rescaled + added).tocsr()
+    del rescaled, added
     recomputed.data[recomputed.data <= SIMILARITY_FLOOR] = 0.0
     recomputed.eliminate_zeros()
     recomputed = _keep_top(_rows(recomputed, rows), k)
 
     # Every other row: the previous one, rescaled where its item's or a column's norm changed.
-    similarity = old.spliced(rows, recomputed, column_factor=factor)
-    outside = np.ones(n, dtype=bool)
-    outside[rows] = False
-    scaled_rows = np.flatnonzero((factor != 1) & outside & (counts > 0))
-    if len(scaled_rows):  # rows first, then columns, as the whole-matrix form rounds
-        sizes = counts[scaled_rows]
-        at = _ranges(similarity.indptr[scaled_rows], sizes)
-        previous_data = old.matrix.data[_ranges(old.starts[scaled_rows], sizes)].astype(np.float32, copy=False)
-        similarity.data[at] = previous_data * np.repeat(factor[scaled_rows], sizes) * factor[similarity.indices[at]]
-    _drop(similarity, similarity.data <= SIMILARITY_FLOOR)
-    return similarity
+    return _Spliced(old, rows, recomputed, factor=factor, floor=SIMILARITY_FLOOR, inclusive=True)
 
 
-def _updated_sequence(
-    previous: sp.csr_matrix, old_to_new: np.ndarray, change: sp.csr_matrix, keep: int
-) -> sp.csr_matrix:
+def _updated_sequence(previous: sp.csr_matrix, old_to_new: np.ndarray, change: sp.csr_matrix, keep: int) -> _Spliced:
     """The transition matrix (both directions) plus ``change`` and its transpose, each row cut
     back to its best ``keep``: the previous rows where the change does not reach."""
     n = change.shape[0]
@@ -236,9 +293,7 @@ def _updated_sequence(
     recomputed.data[recomputed.data < SEQUENCE_FLOOR] = 0.0  # what the old histories contributed to a cut entry
     recomputed.eliminate_zeros()
     recomputed = _keep_top(recomputed, keep)
-    sequence = old.spliced(rows, recomputed)
-    _drop(sequence, sequence.data < SEQUENCE_FLOOR)
-    return sequence
+    return _Spliced(old, rows, recomputed, floor=SEQUENCE_FLOOR, inclusive=False)
 
 
 def _in_order(matrix: sp.csr_matrix, old_to_new: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -291,61 +346,175 @@ class _Carried:
         columns = self._new_columns(self.matrix.indices[at], index)
         return sp.csr_matrix((self.matrix.data[at], columns, indptr), shape=(self.n, self.n), copy=False)
 
-    def spliced(
-        self, rows: np.ndarray, replacement: sp.csr_matrix, *, column_factor: np.ndarray | None = None
-    ) -> sp.csr_matrix:
-        """The matrix laid out for the new vocabulary, rows ``rows`` (ascending) taken from
-        ``replacement`` (one row each, new columns) instead, as float32; ``column_factor``: every
-        other entry multiplied by its (new) column's factor.
 
-        Written once into the result: the other rows keep their order, so between two replaced
-        rows they are one run of the old arrays, and the runs and the replacement rows are joined
-        in one concatenation (the old arrays are read, never copied whole first)."""
-        n, matrix = self.n, self.matrix
-        counts = self.counts.copy()
-        counts[rows] = np.diff(replacement.indptr)
-        index = self._index_dtype(int(counts.sum()))
-        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(index)
-        run_from = np.concatenate([[0], self.starts[rows] + self.counts[rows]]).tolist()  # after each replaced row
-        run_to = np.concatenate([self.starts[rows], [matrix.nnz]]).tolist()
-        new_only = len(self.old_to_new) != n
-        if new_only:  # the replacement's columns as codes the old matrix's table also maps
-            codes = np.empty(n, dtype=index)
-            codes[self.old_to_new] = np.arange(len(self.old_to_new), dtype=index)
-            fresh = np.ones(n, dtype=bool)
-            fresh[self.old_to_new] = False
-            codes[fresh] = len(self.old_to_new) + np.arange(int(fresh.sum()), dtype=index)
-            table = np.concatenate([self.old_to_new, np.flatnonzero(fresh)]).astype(index)
-            replaced_columns = codes[replacement.indices]
+#: Entries of a spliced matrix laid out at a time (as it is written to the artifact, or checked).
+SPLICE_BLOCK = 1 << 20
+#: Carried entries in rows and columns whose factor is at least this are checked against the floor
+#: by their stored value alone: only a value under ``floor / SURE_FACTOR**2`` can fall under it.
+SURE_FACTOR = 0.5
+
+
+class _Spliced:
+    """The matrix ``old`` (a :class:`_Carried`) laid out for the new vocabulary, rows ``rows``
+    (ascending) taken from ``replacement`` (one row each, new columns) instead, every other entry
+    multiplied by its row's and then its column's ``factor`` (when given), float32, and the entries
+    at or under ``floor`` (under it, where not ``inclusive``) left out.
+
+    Described, not laid out: :meth:`arrays` gives the artifact's arrays for it, written a block of
+    rows at a time (:class:`~engine.recipes.array_file.Streamed`), and :meth:`tocsr` lays it out in
+    memory where something reads the matrix. Each block reads the old arrays where they lie
+    (usually the previous artifact's mapping): the runs between replaced rows, their columns
+    renumbered where new items joined. Which entries fall under the floor (usually none) is known
+    before anything is written: only carried entries with a small stored value, or in a row or
+    column whose factor is small, need their new value computed to tell."""
+
+    def __init__(
+        self,
+        old: _Carried,
+        rows: np.ndarray,
+        replacement: sp.csr_matrix,
+        *,
+        factor: np.ndarray | None = None,
+        floor: float,
+        inclusive: bool,
+    ) -> None:
+        n = old.n
+        self.old, self.rows, self.n, self.shape = old, rows, n, (n, n)
+        self.replacement = replacement
+        self.replaced_data = replacement.data.astype(np.float32, copy=False)
+        self.carried = np.ones(n, dtype=bool)
+        self.carried[rows] = False
+        self.counts = old.counts.copy()  # entries per row, before the floor
+        self.counts[rows] = np.diff(replacement.indptr)
+        self.firsts = np.cumsum(self.counts) - self.counts
+        self.index = old._index_dtype(int(self.counts.sum()))
+        data = old.matrix.data
+        self.old_data = data if data.dtype == np.float32 else data.astype(np.float32)
+        # Old column numbers as new ones (None: the same vocabulary).
+        self.table = None if len(old.old_to_new) == n else old.old_to_new.astype(self.index)
+        self.factor = None if factor is None else np.asarray(factor, dtype=np.float32)
+        # Each old column's factor, by its old number.
+        self.old_column_factor = None if factor is None else self.factor[old.old_to_new]
+        self.floor, self.inclusive = floor, inclusive
+        self.blocks = self._row_blocks()
+        self.dropped = self._dropped()
+        kept = self.counts.copy()
+        if len(self.dropped):
+            kept -= np.bincount(np.searchsorted(self.firsts, self.dropped, side="right") - 1, minlength=n)
+        self.indptr = np.concatenate([[0], np.cumsum(kept)]).astype(self.index)
+        self.nnz = int(self.indptr[-1])
+
+    def _row_blocks(self) -> list[tuple[int, int]]:
+        """Consecutive row ranges of about :data:`SPLICE_BLOCK` entries each (at least one row)."""
+        ends = np.cumsum(self.counts)
+        blocks, lo = [], 0
+        while lo < self.n:
+            before = int(ends[lo - 1]) if lo else 0
+            hi = min(self.n, max(lo + 1, int(np.searchsorted(ends, before + SPLICE_BLOCK, side="right"))))
+            blocks.append((lo, hi))
+            lo = hi
+        return blocks
+
+    def _under(self, values: np.ndarray) -> np.ndarray:
+        return values <= self.floor if self.inclusive else values < self.floor
+
+    def _old_span(self, lo: int, hi: int) -> tuple[int, int]:
+        """Where rows ``lo``..``hi`` (exclusive) lie in the old arrays."""
+        old = self.old
+        return int(old.starts[lo]), int(old.starts[hi - 1] + old.counts[hi - 1])
+
+    def _dropped(self) -> np.ndarray:
+        """The positions (in the layout before the floor) of the entries the floor leaves out."""
+        old, factor = self.old, self.factor
+        found = []
+        if factor is not None:
+            sure_row = factor >= SURE_FACTOR
+            sure_column = (factor if self.table is None else factor[old.old_to_new]) >= SURE_FACTOR
+            threshold = self.floor / SURE_FACTOR**2 * (1 + 1e-4)
+        for lo, hi in self.blocks:
+            start, stop = self._old_span(lo, hi)
+            stored = self.old_data[start:stop]
+            if factor is None:
+                maybe = np.flatnonzero(self._under(stored))
+            else:
+                doubt = (stored <= threshold) | ~sure_column[old.matrix.indices[start:stop]]
+                doubt |= np.repeat(~sure_row[lo:hi], old.counts[lo:hi])
+                maybe = np.flatnonzero(doubt)
+            if not len(maybe):
+                continue
+            at = maybe + start
+            row = np.searchsorted(old.starts, at, side="right") - 1
+            keep = self.carried[row]
+            at, row = at[keep], row[keep]
+            value = self.old_data[at]
+            if factor is not None:
+                columns = old.matrix.indices[at]
+                value = value * factor[row] * factor[columns if self.table is None else self.table[columns]]
+            under = self._under(value)
+            found.append(self.firsts[row[under]] + (at[under] - old.starts[row[under]]))
+        replaced = np.flatnonzero(self._under(self.replaced_data))
+        if len(replaced):
+            i = np.searchsorted(self.replacement.indptr, replaced, side="right") - 1
+            found.append(self.firsts[self.rows[i]] + (replaced - self.replacement.indptr[i]))
+        return np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+
+    def _block(self, lo: int, hi: int, values: bool) -> np.ndarray:
+        """Rows ``lo``..``hi`` (exclusive): their columns, or (``values``) their values, the floor
+        applied. The old entries of those rows are renumbered (or rescaled) in one pass, then the
+        runs between the replaced rows and the replaced rows are joined."""
+        old = self.old
+        start, stop = self._old_span(lo, hi)
+        if values:
+            part = self.old_data[start:stop]
+            if self.factor is not None:  # row factor first, then column factor, as float32
+                part = part * np.repeat(self.factor[lo:hi], old.counts[lo:hi])
+                part *= self.old_column_factor[old.matrix.indices[start:stop]]
+            replaced = self.replaced_data
         else:
-            replaced_columns = replacement.indices
-        data = matrix.data if matrix.data.dtype == np.float32 else matrix.data.astype(np.float32)
-        replaced_data = replacement.data.astype(np.float32, copy=False)
-        at = replacement.indptr.tolist()
-        indices, values = [matrix.indices[run_from[0] : run_to[0]]], [data[run_from[0] : run_to[0]]]
-        for i in range(len(rows)):
-            indices += (replaced_columns[at[i] : at[i + 1]], matrix.indices[run_from[i + 1] : run_to[i + 1]])
-            values += (replaced_data[at[i] : at[i + 1]], data[run_from[i + 1] : run_to[i + 1]])
-        indices = np.concatenate(indices, dtype=index)
-        values = np.concatenate(values, dtype=np.float32)
-        if new_only:
-            _gather(table, indices, indices)
-        if column_factor is not None:
-            carried = np.ones(n, dtype=bool)
-            carried[rows] = False
-            _scale_columns(values, indices, column_factor, np.repeat(carried, counts))
-        return sp.csr_matrix((values, indices, indptr), shape=(n, n), copy=False)
+            part = old.matrix.indices[start:stop]
+            if self.table is not None:
+                part = np.take(self.table, part)
+            replaced = self.replacement.indices
+        a, b = np.searchsorted(self.rows, [lo, hi]).tolist()
+        if a == b:
+            out = part
+        else:
+            rows = self.rows[a:b]
+            cut_from = (old.starts[rows] - start).tolist()
+            cut_to = (old.starts[rows] + old.counts[rows] - start).tolist()
+            at = self.replacement.indptr[a : b + 1].tolist()
+            pieces = [part[: cut_from[0]]]
+            for i in range(b - a):
+                following = cut_from[i + 1] if i + 1 < b - a else len(part)
+                pieces += (replaced[at[i] : at[i + 1]], part[cut_to[i] : following])
+            out = np.concatenate(pieces)
+        out = out.astype(np.float32 if values else self.index, copy=False)
+        if len(self.dropped):
+            base = int(self.firsts[lo])
+            i, j = np.searchsorted(self.dropped, [base, base + len(out)])
+            if i < j:
+                out = np.delete(out, self.dropped[i:j] - base)
+        return out
 
+    def _all(self, values: bool) -> Iterator[np.ndarray]:
+        for lo, hi in self.blocks:
+            yield self._block(lo, hi, values)
 
-def _scale_columns(
-    values: np.ndarray, columns: np.ndarray, factor: np.ndarray, where: np.ndarray, block: int = 1 << 20
-) -> None:
-    """``values[where] *= factor[columns[where]]``, in place, a block at a time (see :func:`_gather`)."""
-    scale = np.empty(min(block, len(values)), dtype=factor.dtype)
-    for start in range(0, len(values), block):
-        stop = min(start + block, len(values))
-        np.take(factor, columns[start:stop], out=scale[: stop - start], mode="clip")
-        np.multiply(scale[: stop - start], values[start:stop], out=values[start:stop], where=where[start:stop])
+    def arrays(self, prefix: str) -> dict[str, np.ndarray | Streamed]:
+        """The artifact's arrays for this matrix (as :func:`~engine.recipes.sparse_io.sparse_arrays`
+        names them), its entries written a block at a time."""
+        return {
+            f"{prefix}_data": Streamed(np.dtype(np.float32), self.nnz, lambda: self._all(True)),
+            f"{prefix}_indices": Streamed(np.dtype(self.index), self.nnz, lambda: self._all(False)),
+            f"{prefix}_indptr": self.indptr,
+            f"{prefix}_shape": np.array(self.shape, dtype=np.int64),
+        }
+
+    def tocsr(self) -> sp.csr_matrix:
+        """The matrix laid out in memory."""
+        data = np.concatenate([np.empty(0, np.float32), *self._all(True)])
+        indices = np.concatenate([np.empty(0, self.index), *self._all(False)])
+        return sp.csr_matrix((data, indices, self.indptr), shape=self.shape, copy=False)
 
 
 def _gather(table: np.ndarray, at: np.ndarray, out: np.ndarray, block: int = 1 << 20) -> None:
@@ -357,18 +526,16 @@ def _gather(table: np.ndarray, at: np.ndarray, out: np.ndarray, block: int = 1 <
 
 
 def _rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    """``matrix[rows]`` (``rows`` ascending) as a CSR of ``len(rows)`` rows."""
-    counts = np.diff(matrix.indptr)[rows]
+    """``matrix[rows]`` (``rows`` ascending) as a CSR of ``len(rows)`` rows (its own arrays, with
+    a new ``indptr``, where every other row is empty: then nothing is copied)."""
+    every = np.diff(matrix.indptr)
+    if len(rows) and int(every[rows].sum()) == matrix.nnz:
+        indptr = np.append(matrix.indptr[rows], matrix.indptr[-1])
+        return sp.csr_matrix((matrix.data, matrix.indices, indptr), shape=(len(rows), matrix.shape[1]), copy=False)
+    counts = every[rows]
     at = _ranges(matrix.indptr[rows], counts)
     indptr = np.concatenate([[0], np.cumsum(counts)])
     return sp.csr_matrix((matrix.data[at], matrix.indices[at], indptr), shape=(len(rows), matrix.shape[1]))
-
-
-def _drop(matrix: sp.csr_matrix, drop: np.ndarray) -> None:
-    """Removes ``matrix``'s entries where ``drop``, in place (usually none are)."""
-    if drop.any():
-        matrix.data[drop] = 0.0
-        matrix.eliminate_zeros()
 
 
 def _column_squares(matrix: sp.csr_matrix) -> np.ndarray:

@@ -180,3 +180,34 @@ def test_keep_top_keeps_each_rows_largest_in_column_order_on_ties():
             expected = np.zeros(60, dtype=np.float32)
             expected[row.indices[order]] = row.data[order]
             np.testing.assert_array_equal(kept[r], expected)
+
+
+def test_an_update_refits_only_when_its_work_comes_near_a_refits(monkeypatch):
+    # Not the share of the catalogue touched (a few new shoppers touch many popular items) but
+    # the work: a few new shoppers are updated, a batch as large as the history refits.
+    from engine.recipes import sims_update
+
+    monkeypatch.setattr(sims_update, "SMALL_CATALOG", 0)
+    old = clustered_data(seed=6)
+    previous = Sims(sequence_weight=0.5).fit(old)
+    catalog = sorted(set(old.item_ids.tolist()))
+    few = with_new_events(old, ["n1", "n1", "n1", "n2", "n2"], catalog[:5], ["view"] * 5)
+    assert len(set(few.item_index[few.new_events].tolist())) > 0.05 * few.n_items
+    assert sims_update.update(Sims(**previous.hyperparameters), previous, few)
+
+    u, i, t, _ = columns(old)
+    many = with_new_events(old, u + u, i + i[::-1], t + t)  # every shopper's history again, twice
+    assert not sims_update.update(Sims(**previous.hyperparameters), previous, many)
+    model = Sims(**previous.hyperparameters).fit(many, previous=previous)  # a refit, blend kept
+    assert model.sequence_weight == previous.sequence_weight
+    assert (model.similarity != refit(many, previous).similarity).nnz == 0
+
+
+def test_an_update_keeps_the_norms_a_refit_would_have(tmp_path, monkeypatch):
+    # The norms an UPDATE carries on (the previous ones plus what the affected shoppers' rows
+    # changed) are the whole matrix's, exactly with whole event weights; they are saved with it.
+    previous, data = grown_clusters()
+    model = updated(previous, data, monkeypatch)
+    expected = refit(data, previous).norms
+    np.testing.assert_array_equal(model.norms, expected)
+    np.testing.assert_array_equal(Sims.load(model.save(tmp_path / "m.npz")).norms, expected)

@@ -36,8 +36,11 @@ def whole_matrix_update(model: Sims, previous: Sims, data: TrainingData) -> Sims
         for keep in (events & counted, events & counted & ~new)
     )
     k = max(hp["neighbours"] - 1, 0)
-    all_events = user_item_matrix(data.user_index, data.item_index, weights, data.n_users, n)
-    norms = np.asarray(all_events.power(2).sum(axis=0), dtype=np.float64).ravel()
+    if len(previous.norms) == len(previous.item_ids):  # the norms the previous version kept, updated
+        norms = carry(previous.norms, old_to_new, n) + column_squares(after) - column_squares(before)
+    else:  # an artifact from before they were kept: over the whole matrix
+        all_events = user_item_matrix(data.user_index, data.item_index, weights, data.n_users, n)
+        norms = np.asarray(all_events.power(2).sum(axis=0), dtype=np.float64).ravel()
     carried = carry_rows(previous.similarity, old_to_new, n, columns=True)
     model.similarity = _keep_top(whole_matrix_similarity(carried, norms, after, before), k)
 
@@ -55,10 +58,11 @@ def whole_matrix_update(model: Sims, previous: Sims, data: TrainingData) -> Sims
     return model
 
 
-def whole_matrix_similarity(previous, norms_squared, after, before):
-    def column_squares(matrix):
-        return np.asarray(matrix.power(2).sum(axis=0), dtype=np.float64).ravel()
+def column_squares(matrix):
+    return np.asarray(matrix.power(2).sum(axis=0), dtype=np.float64).ravel()
 
+
+def whole_matrix_similarity(previous, norms_squared, after, before):
     def scaled(matrix, factor):
         matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
         factor = factor.astype(np.float32)
@@ -98,6 +102,26 @@ def assert_identical(model: Sims, expected: Sims) -> None:
         np.testing.assert_array_equal(got.indices, want.indices, err_msg=name)
         np.testing.assert_array_equal(got.data, want.data, err_msg=name)  # bit for bit
     np.testing.assert_array_equal(model.popularity, expected.popularity)
+
+
+@pytest.fixture(params=["kept", "not kept"])
+def norms(request, monkeypatch):
+    """Every comparison twice: from a previous version that kept its norms, and from one that did
+    not (an older artifact: the update reads the events on the items concerned)."""
+    if request.param == "not kept":
+        original = Sims._fit_core
+
+        def without_norms(self, data):
+            original(self, data)
+            self.norms = np.empty(0)
+
+        monkeypatch.setattr(Sims, "_fit_core", without_norms)
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _both_norms(norms):
+    return norms
 
 
 def both(previous: Sims, data: TrainingData, **hyperparameters) -> tuple[Sims, Sims]:
@@ -210,3 +234,54 @@ def test_the_same_from_rows_stored_out_of_order():
         assert not shuffled.has_sorted_indices
         setattr(previous, name, shuffled)
     assert_identical(*both(previous, data))
+
+
+# ------------------------------------------------------------- written straight into the artifact
+@pytest.mark.parametrize("block", [1, 7, 1 << 20])
+@pytest.mark.parametrize("sure", [0.5, 1.0])
+def test_the_matrices_written_block_by_block_are_the_whole_matrix_update(tmp_path, monkeypatch, block, sure):
+    # An UPDATE's matrices are described (mostly the previous arrays) and written to the artifact a
+    # block of rows at a time, never laid out in memory: the file must hold the reference's arrays,
+    # entries under the floors (found before anything is written) left out, whatever the blocks.
+    monkeypatch.setattr(sims_update, "SPLICE_BLOCK", block)
+    monkeypatch.setattr(sims_update, "SURE_FACTOR", sure)  # 1.0: every rescaled entry is checked
+    previous, data = grown(seed=17, neighbours=8)
+    reached = set(data.item_index[data.new_events].tolist())
+    quiet = [i for i in range(len(previous.item_ids)) if i not in reached and previous.sequence[i].nnz]
+    similarity, sequence = previous.similarity.tolil(), previous.sequence.tolil()
+    for item in quiet[:3]:  # existing entries replaced: the rows keep their lengths
+        if previous.similarity[item].nnz:
+            similarity[item, int(previous.similarity[item].indices[0])] = 5e-8
+        sequence[item, int(previous.sequence[item].indices[0])] = 5e-7
+    previous.similarity, previous.sequence = similarity.tocsr(), sequence.tocsr()
+    model = Sims(**previous.hyperparameters)
+    assert sims_update.update(model, previous, data)
+    assert isinstance(model._similarity, sims_update._Spliced)  # not laid out before saving
+    assert len(model._similarity.dropped) and len(model._sequence.dropped)
+    saved = Sims.load(model.save(tmp_path / "updated.npz"))
+    expected = whole_matrix_update(Sims(**previous.hyperparameters), previous, data)
+    assert_identical(saved, expected)
+    assert_identical(model, expected)  # laid out in memory where something reads it
+
+
+def test_an_update_whose_rescaling_takes_an_entry_under_the_floor_drops_it(tmp_path):
+    # A carried entry just over the floor in a column whose item's norm grows: rescaled, it falls
+    # under the floor, which only computing its new value can tell.
+    previous, data = grown(seed=3, neighbours=100)
+    settings = previous.hyperparameters
+    model = Sims(**settings)
+    assert sims_update.update(model, previous, data)
+    spliced = model._similarity
+    old = spliced.old.matrix
+    old_rows = np.repeat(np.arange(old.shape[0]), np.diff(old.indptr))
+    new_rows = spliced.old.old_to_new[old_rows]
+    candidates = np.flatnonzero(spliced.carried[new_rows] & (spliced.old_column_factor[old.indices] < 0.99))
+    assert len(candidates)
+    at = int(candidates[0])
+    similarity = previous.similarity.tolil()
+    similarity[int(old_rows[at]), int(old.indices[at])] = np.float32(1.0000001e-7)
+    previous.similarity = similarity.tocsr()
+    model = Sims(**settings)
+    assert sims_update.update(model, previous, data)
+    assert len(model._similarity.dropped) == 1
+    assert_identical(Sims.load(model.save(tmp_path / "u.npz")), whole_matrix_update(Sims(**settings), previous, data))
