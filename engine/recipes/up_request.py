@@ -3,8 +3,9 @@
 :class:`~engine.recipes.user_personalization.UserPersonalization` defines its scores over dense
 catalog-sized vectors (clear, and what fit-time validation scores in blocks). Answering one
 request that way costs about ten full passes over the catalog; at 100,000 items that is most of
-a request's time. This module computes the same scores with one unavoidable pass (the ALS
-matrix-vector product) and sparse vectors elsewhere:
+a request's time. This module computes the same scores with at most one pass (the ALS
+matrix-vector product; a list, :func:`top_list`, usually scores only the items that can reach it,
+engine/recipes/up_pruned.py) and sparse vectors elsewhere:
 
 * the shopper's events stay sparse; events on cold items are mapped to their metadata neighbours
   through those items' rows only;
