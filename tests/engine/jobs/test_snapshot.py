@@ -333,20 +333,21 @@ def test_later_rows_merged_into_time_order_equal_a_full_sort():
         old.merged_by_time(columns(np.arange(200, 210)))  # ids not above the kept ones
 
 
-def test_later_rows_all_newer_in_time_are_appended():
+def stamped_columns(ids, stamps):
+    """Interactions with these ids and timestamps, every other column alike (one vocabulary)."""
     from engine.storage.columns import InteractionColumns
 
     vocab = np.array(["a", "b"])
+    n = len(ids)
+    codes = np.zeros(n, dtype=np.int32)
+    return InteractionColumns(
+        np.asarray(ids, dtype=np.int64), vocab, codes, vocab, codes, vocab, codes,
+        np.full(n, np.nan), np.asarray(stamps, dtype=np.float64), vocab, codes,
+    )  # fmt: skip
 
-    def columns(ids, stamps):
-        n = len(ids)
-        codes = np.zeros(n, dtype=np.int32)
-        return InteractionColumns(
-            np.asarray(ids, dtype=np.int64), vocab, codes, vocab, codes, vocab, codes,
-            np.full(n, np.nan), np.asarray(stamps, dtype=np.float64), vocab, codes,
-        )  # fmt: skip
 
-    merged = columns([1, 2, 3], [10, 20, 20]).merged_by_time(columns([5, 4], [30, 20]))
+def test_later_rows_all_newer_in_time_are_appended():
+    merged = stamped_columns([1, 2, 3], [10, 20, 20]).merged_by_time(stamped_columns([5, 4], [30, 20]))
     assert merged.ids.tolist() == [1, 2, 3, 4, 5] and merged.timestamps.tolist() == [10, 20, 20, 20, 30]
     assert merged.in_time_order()
 
@@ -406,24 +407,14 @@ def test_more_rows_than_the_room_holds_are_merged():
     from engine.jobs.snapshot import _appended
     from engine.storage.columns import InteractionColumns
 
-    vocab = np.array(["a", "b"])
-
-    def columns(ids, stamps):
-        n = len(ids)
-        codes = np.zeros(n, dtype=np.int32)
-        return InteractionColumns(
-            np.asarray(ids, dtype=np.int64), vocab, codes, vocab, codes, vocab, codes,
-            np.full(n, np.nan), np.asarray(stamps, dtype=np.float64), vocab, codes,
-        )  # fmt: skip
-
-    kept = columns([1, 2, 3], [10, 20, 20])
+    kept = stamped_columns([1, 2, 3], [10, 20, 20])
     per_row = ("ids", "user_codes", "item_codes", "type_codes", "event_values", "timestamps", "session_codes")
     whole = {name: np.concatenate([getattr(kept, name), np.zeros(1, getattr(kept, name).dtype)]) for name in per_row}
     trimmed = {name: whole[name][:3] for name in whole}
     kept = InteractionColumns(**{**kept.__dict__, **trimmed})
-    assert _appended(kept, whole, columns([4, 5], [30, 40])) is None  # one row of room
-    assert _appended(kept, whole, columns([4], [15])) is None  # goes between kept rows
-    appended = _appended(kept, whole, columns([4], [30]))
+    assert _appended(kept, whole, stamped_columns([4, 5], [30, 40])) is None  # one row of room
+    assert _appended(kept, whole, stamped_columns([4], [15])) is None  # goes between kept rows
+    appended = _appended(kept, whole, stamped_columns([4], [30]))
     assert appended.ids.tolist() == [1, 2, 3, 4] and appended.ids.base is not None
 
 
