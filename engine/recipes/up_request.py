@@ -453,18 +453,24 @@ def _counted_in_bins(scores: np.ndarray, values: np.ndarray) -> tuple[np.ndarray
     return ranks, tied
 
 
+def taste_input(model: UserPersonalization, history) -> tuple[np.ndarray, SparseScores | None]:
+    """The shopper's known items, newest first, and what long-term taste is computed from: their
+    weights, older ones faded by the chosen half-life (None: no known item)."""
+    items, weights = model._history_weights(history)
+    if len(items) == 0:
+        return items, None
+    half_life = model.choice.half_life
+    if half_life is not None:
+        weights = weights * np.power(0.5, np.arange(len(items)) / half_life)
+    return items, sparse_input(model, items, weights)
+
+
 def request_scores(model: UserPersonalization, history) -> np.ndarray:
     """Every item's blended score for a shopper with these events (the dense definition:
     ``_blend(_taste_scores(...), _sequence_scores(...), mix)``)."""
-    items, weights = model._history_weights(history)
-    half_life, mix = model.choice.half_life, model.choice.sequence_weight
-    if len(items) == 0:
-        taste = np.zeros(len(model.item_ids))
-    else:
-        if half_life is not None:
-            weights = weights * np.power(0.5, np.arange(len(items)) / half_life)
-        taste = taste_scores(model, sparse_input(model, items, weights), model.choice.family)
-    return blend(model, taste, sequence_scores(model, items), mix)
+    items, x = taste_input(model, history)
+    taste = np.zeros(len(model.item_ids)) if x is None else taste_scores(model, x, model.choice.family)
+    return blend(model, taste, sequence_scores(model, items), model.choice.sequence_weight)
 
 
 def calibrated_at(
@@ -514,16 +520,13 @@ def _pruned_list(
     ix = request_index(model)
     if (
         ix.pruning is None
+        or choice.sequence_weight >= 1.0  # (every taste scales to 0: see pruned_top)
         or model.__dict__.get("candidate_settings") is not None
         or (choice.context_weight and model.attributes.context_lift(context) is not None)
     ):
         return None
-    items, weights = model._history_weights(history)
-    if len(items) == 0:
-        return None
-    if choice.half_life is not None:
-        weights = weights * np.power(0.5, np.arange(len(items)) / choice.half_life)
-    solved = user_vector(model, sparse_input(model, items, weights))
+    items, x = taste_input(model, history)
+    solved = None if x is None else user_vector(model, x)
     if solved is None:
         return None
     seen, seen_p = model._seen(history)
