@@ -27,7 +27,7 @@ from marshmallow import Schema, fields, validate
 from engine.recipes.als_batch import solve_users, top_n
 from engine.recipes.base import Query, Ranked, Recipe, TrainingData
 from engine.recipes.batching import BatchQuery, UserEvents, event_item_index, full_query
-from engine.recipes.implicit_backend import fit_als
+from engine.recipes.implicit_backend import fit_als, float64_gram
 from engine.recipes.search_space import FloatRange, IntRange, OneOf
 from engine.recipes.weighting import DEFAULT_EVENT_WEIGHTS, configured_weights, event_weights, user_item_matrix
 
@@ -94,7 +94,7 @@ class ItemAffinity(Recipe):
             random_state=hp["random_state"],
             initial_item_factors=initial,
         )
-        self.gram = self.item_factors.T.astype(np.float64) @ self.item_factors
+        self.gram = float64_gram(self.item_factors)
         self.popularity = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
         self.user_ids = np.asarray(data.user_ids, dtype=str)
         self.user_factors = self._solve(hp["alpha"] * matrix).astype(np.float32)
@@ -218,7 +218,7 @@ class ItemAffinity(Recipe):
 
     def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.item_factors = np.asarray(arrays["item_factors"], dtype=np.float32)
-        self.gram = self.item_factors.T.astype(np.float64) @ self.item_factors
+        self.gram = float64_gram(self.item_factors)
         self.popularity = np.asarray(arrays["popularity"], dtype=np.float64)
         self.user_ids = np.asarray(arrays["user_ids"], dtype=str)
         self.user_factors = np.asarray(arrays["user_factors"], dtype=np.float32)

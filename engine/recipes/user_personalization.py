@@ -36,7 +36,7 @@ from engine.recipes.base import Query, Ranked, Recipe, TrainingData
 from engine.recipes.batching import BatchQuery, UserEvents, full_query
 from engine.recipes.ease import active_items, ease_weights
 from engine.recipes.feature_space import FeatureSpace, feature_space
-from engine.recipes.implicit_backend import fit_als
+from engine.recipes.implicit_backend import fit_als, float64_gram
 from engine.recipes.item_metadata import neighbour_matrix
 from engine.recipes.repeats import RankCalibration, RepeatModel, merge, seen_items
 from engine.recipes.search_space import FloatRange, IntRange, OneOf
@@ -188,7 +188,7 @@ class UserPersonalization(Recipe):
                 random_state=hp["random_state"],
                 initial_item_factors=initial,
             )
-            self.yty = self.item_factors.T.astype(np.float64) @ self.item_factors
+            self.yty = float64_gram(self.item_factors)
         if family == "ease":
             users_per_item = np.asarray((matrix > 0).sum(axis=0)).ravel()
             self.ease_items = active_items(users_per_item, max_items=hp["ease_max_items"])
@@ -487,7 +487,7 @@ class UserPersonalization(Recipe):
         if "yty" in arrays:  # saved since incremental UPDATEs (a product over every item otherwise)
             self.yty = np.asarray(arrays["yty"], dtype=np.float64)
         else:
-            self.yty = self.item_factors.T.astype(np.float64) @ self.item_factors
+            self.yty = float64_gram(self.item_factors)
         self.popularity = np.asarray(arrays["popularity"], dtype=np.float64)
         # Artifacts from before incremental UPDATEs lack these: an UPDATE recomputes them once.
         self.user_gram = np.asarray(arrays["user_gram"], dtype=np.float64) if "user_gram" in arrays else None

@@ -5,7 +5,7 @@ import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
-from engine.recipes.implicit_backend import fit_als, gram
+from engine.recipes.implicit_backend import fit_als, float64_gram, gram
 
 
 def test_fit_als_scales_confidence_itself_with_implicits_exact_factors():
@@ -20,3 +20,11 @@ def test_fit_als_scales_confidence_itself_with_implicits_exact_factors():
     np.testing.assert_array_equal(factors, plain.item_factors)
     np.testing.assert_allclose(user_gram, gram(plain.user_factors), rtol=1e-6)
     np.testing.assert_array_equal(matrix.data, before.data)  # the caller's weights are left as they were
+
+
+def test_float64_gram_is_the_whole_float64_product_a_block_at_a_time():
+    rows = np.random.default_rng(3).standard_normal((1000, 16)).astype(np.float32)
+    whole = rows.T.astype(np.float64) @ rows
+    for block in (7, 64, 1000, 5000):
+        assert np.allclose(float64_gram(rows, block=block), whole, rtol=1e-12, atol=1e-12)
+    assert float64_gram(rows[:0]).shape == (16, 16)
