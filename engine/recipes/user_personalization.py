@@ -22,9 +22,10 @@ their user metadata and the request's context.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from typing import Self
+from typing import Self, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,6 +50,7 @@ from engine.records import Interaction
 #: How much each older seed item counts when following transitions.
 SEED_DECAY = 0.7
 TRANSITION_DECAY = 0.7
+T = TypeVar("T")
 
 
 class UserPersonalizationHyperparameters(Schema):
@@ -145,12 +147,17 @@ class UserPersonalization(Recipe):
             self.choice, self.calibration = selection.choice, selection.calibration
             if selection.fitted:
                 return self
-        self._fit_core(data, self.choice.family, previous=previous, features=features)
-        if previous is not None:
-            self.repeats = previous.repeats  # it looks at recency and counts, not at item ids
-        else:
-            self.repeats = RepeatModel.fit(data, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
-        self.attributes = AttributePopularity().fit(data, lambda: self._weights(data))
+
+        def beside() -> tuple[RepeatModel, AttributePopularity]:
+            if previous is not None:
+                repeats = previous.repeats  # it looks at recency and counts, not at item ids
+            else:
+                repeats = RepeatModel.fit(data, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
+            return repeats, AttributePopularity().fit(data, lambda: self._weights(data))
+
+        self.repeats, self.attributes = self._fit_core(
+            data, self.choice.family, previous=previous, features=features, beside=beside
+        )
         return self
 
     def _weights(self, data: TrainingData) -> np.ndarray:
@@ -164,31 +171,39 @@ class UserPersonalization(Recipe):
         features: sp.csr_matrix,
         previous: Self | None = None,
         need_als: bool = True,
-    ) -> None:
+        beside: Callable[[], T] | None = None,
+    ) -> T | None:
         """The scorers, without choosing anything: long-term taste, transitions, cold items.
 
         The ALS factors are kept even when EASE ranks: the segment recipes built on this one and
         :meth:`user_vector` answer from them.
+
+        ``beside`` (work that needs nothing of this fit) runs in a thread while ALS fits, and its
+        result is returned. The fit is compiled code on both cores without the interpreter lock, so
+        single-threaded Python work beside it costs the fit less time than it would take after it.
         """
         hp = self.hyperparameters
         weights = self._weights(data)
         matrix = user_item_matrix(data.user_index, data.item_index, weights, data.n_users, data.n_items)
         self._set_items(data.item_ids)
         self.popularity = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
-        if family == "als" or need_als:
-            initial = None
-            if previous is not None and len(previous.item_factors):
-                initial = previous._aligned_item_factors(data.item_ids)
-            self.item_factors, self.user_gram = fit_als(
-                matrix,
-                factors=hp["factors"],
-                regularization=hp["regularization"],
-                alpha=hp["alpha"],
-                iterations=hp["iterations"] if initial is None else max(2, hp["iterations"] // 3),
-                random_state=hp["random_state"],
-                initial_item_factors=initial,
-            )
-            self.yty = float64_gram(self.item_factors)
+        with ThreadPoolExecutor(1, thread_name_prefix="beside-als") as side:
+            aside = side.submit(beside) if beside is not None else None
+            if family == "als" or need_als:
+                initial = None
+                if previous is not None and len(previous.item_factors):
+                    initial = previous._aligned_item_factors(data.item_ids)
+                self.item_factors, self.user_gram = fit_als(
+                    matrix,
+                    factors=hp["factors"],
+                    regularization=hp["regularization"],
+                    alpha=hp["alpha"],
+                    iterations=hp["iterations"] if initial is None else max(2, hp["iterations"] // 3),
+                    random_state=hp["random_state"],
+                    initial_item_factors=initial,
+                )
+                self.yty = float64_gram(self.item_factors)
+            result = aside.result() if aside is not None else None
         if family == "ease":
             users_per_item = np.asarray((matrix > 0).sum(axis=0)).ravel()
             self.ease_items = active_items(users_per_item, max_items=hp["ease_max_items"])
@@ -208,6 +223,7 @@ class UserPersonalization(Recipe):
         self.cold_neighbours = neighbour_matrix(
             features, cold, warm, data.n_items, neighbours=hp["metadata_neighbours"]
         )
+        return result
 
     def _aligned_item_factors(self, item_ids: np.ndarray) -> np.ndarray:
         """This model's factors laid out for a new vocabulary; new items start small and random."""
