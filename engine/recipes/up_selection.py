@@ -143,10 +143,16 @@ def _select_shared(
     """One fit without the held-out users' answers: it is the probe, then the final model."""
     hp = model.hyperparameters
     train, cases = holdout_answers(data, held_out)
-    # One core holds every family asked for (the ALS factors are kept whichever wins).
-    model._fit_core(train, "ease" if "ease" in families else "als", features=features, need_als=True)
-    model.repeats = RepeatModel.fit(train, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
-    model.attributes = AttributePopularity().fit(train, lambda: model._weights(train))
+
+    def beside() -> tuple[RepeatModel, AttributePopularity]:
+        repeats = RepeatModel.fit(train, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
+        return repeats, AttributePopularity().fit(train, lambda: model._weights(train))
+
+    # One core holds every family asked for (the ALS factors are kept whichever wins); the repeat
+    # and attribute models are learnt while ALS fits.
+    model.repeats, model.attributes = model._fit_core(
+        train, "ease" if "ease" in families else "als", features=features, need_als=True, beside=beside
+    )
     best: tuple[float, Choice, RankCalibration] | None = None
     for family in families:
         for choice, calibration, ndcg in _scored(model, cases, family, half_lives, mixes):
