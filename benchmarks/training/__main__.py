@@ -171,6 +171,12 @@ def measure(kind: str, db: str, artifacts: str, recipe: str, metrics: bool) -> d
             seconds = time.perf_counter() - started
         detail = f"{matrix.shape[0]:,} users × {matrix.shape[1]:,} items, {matrix.nnz:,} non-zeros"
     else:
+        # Libraries the recipes import on first use: a process's start-up cost (a serving process
+        # has them after its first training), imported before the clock as the bare fit's are.
+        import implicit.als
+        import implicit.nearest_neighbours  # noqa: F401
+        import scipy.linalg  # noqa: F401
+
         from engine.jobs.snapshot import snapshot_directory
         from engine.jobs.train import train
 
