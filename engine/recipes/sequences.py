@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.recipes.base import TrainingData
+from engine.sorting import stable_order
 
 #: Pairs of events counted at a time by :func:`transition_matrix` (bounds its memory).
 TRANSITION_CHUNK = 4_000_000
@@ -55,7 +56,7 @@ def rows_by_user(data: TrainingData, keep: np.ndarray) -> TrainingData:
 def _events_by_user(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
     if len(data) and np.all(data.timestamps[1:] >= data.timestamps[:-1]):
         # Already in time order (as the store hands them over): a stable sort by user suffices.
-        order = np.argsort(data.user_index, kind="stable")
+        order = stable_order(data.user_index)
     else:
         order = np.lexsort((np.arange(len(data)), data.timestamps, data.user_index))
     counts = np.bincount(data.user_index, minlength=data.n_users)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, select, text
 
+from engine.sorting import stable_order
 from engine.storage import tables as t
 
 #: How many ids one block of the SQLite read covers (bounds the strings it builds). Several blocks
@@ -88,9 +89,7 @@ class InteractionColumns:
             return self
         ascending_ids = len(self) < 2 or bool(np.all(self.ids[1:] > self.ids[:-1]))
         # Rows in id order (as the store reads them): a stable sort by time keeps ties by id.
-        order = (
-            np.argsort(self.timestamps, kind="stable") if ascending_ids else np.lexsort((self.ids, self.timestamps))
-        )
+        order = stable_order(self.timestamps) if ascending_ids else np.lexsort((self.ids, self.timestamps))
         if not consume:
             return self._rows(order)
         reordered = {}
