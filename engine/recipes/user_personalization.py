@@ -51,6 +51,11 @@ from engine.records import Interaction
 SEED_DECAY = 0.7
 TRANSITION_DECAY = 0.7
 T = TypeVar("T")
+#: Up to this many events the transitions are counted in a thread while ALS fits (their working
+#: memory, about 30 bytes an event, then adds to the fit's). Above it they are counted after the fit,
+#: once its matrices are gone: at 25 million events the FULL's peak (3.7 GB) is already near the
+#: 4 GB the benchmark allows it.
+TRANSITIONS_BESIDE_EVENTS = 10_000_000
 
 
 class UserPersonalizationHyperparameters(Schema):
@@ -179,16 +184,29 @@ class UserPersonalization(Recipe):
         :meth:`user_vector` answer from them.
 
         ``beside`` (work that needs nothing of this fit) runs in a thread while ALS fits, and its
-        result is returned. The fit is compiled code on both cores without the interpreter lock, so
-        single-threaded Python work beside it costs the fit less time than it would take after it.
+        result is returned; so do the transitions on all but the largest data. The fit is compiled
+        code on both cores without the interpreter lock, so single-threaded work beside it costs the
+        fit less time than it would take after it.
         """
         hp = self.hyperparameters
         weights = self._weights(data)
         matrix = user_item_matrix(data.user_index, data.item_index, weights, data.n_users, data.n_items)
         self._set_items(data.item_ids)
         self.popularity = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
+        counted = weights > 0
+
+        def transitions() -> sp.csr_matrix:
+            return transition_matrix(data, window=hp["sequence_window"], decay=TRANSITION_DECAY, event_mask=counted)
+
+        # Up to TRANSITIONS_BESIDE_EVENTS the transitions are counted beside the fit too; above, they
+        # wait for the fit's matrices to go (see the constant).
+        early = len(data) <= TRANSITIONS_BESIDE_EVENTS
+
+        def alongside() -> tuple[sp.csr_matrix | None, T | None]:
+            return transitions() if early else None, beside() if beside is not None else None
+
         with ThreadPoolExecutor(1, thread_name_prefix="beside-als") as side:
-            aside = side.submit(beside) if beside is not None else None
+            aside = side.submit(alongside)
             if family == "als" or need_als:
                 initial = None
                 if previous is not None and len(previous.item_factors):
@@ -203,7 +221,7 @@ class UserPersonalization(Recipe):
                     initial_item_factors=initial,
                 )
                 self.yty = float64_gram(self.item_factors)
-            result = aside.result() if aside is not None else None
+            counts, result = aside.result()
         if family == "ease":
             users_per_item = np.asarray((matrix > 0).sum(axis=0)).ravel()
             self.ease_items = active_items(users_per_item, max_items=hp["ease_max_items"])
@@ -211,13 +229,8 @@ class UserPersonalization(Recipe):
             self.ease_weights = ease_weights(binary, hp["ease_regularization"])
         else:
             self.ease_items, self.ease_weights = np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
-        # The weights and the matrix are let go before the transitions are counted: summing them
-        # was the FULL's peak at 25 million events (about 400 MB less held there).
-        counted = weights > 0
         del weights, matrix
-        self.transitions = transition_matrix(
-            data, window=hp["sequence_window"], decay=TRANSITION_DECAY, event_mask=counted
-        )
+        self.transitions = counts if counts is not None else transitions()
         warm = np.flatnonzero(self.popularity > 0)
         cold = np.flatnonzero(self.popularity <= 0)
         self.cold_neighbours = neighbour_matrix(
