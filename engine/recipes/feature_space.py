@@ -9,7 +9,7 @@ FULL training learns it again).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,14 @@ import scipy.sparse as sp
 
 from engine.recipes.item_metadata import l2_rows, tfidf_columns, tokens
 from engine.records import Item
+
+#: Items' feature rows, or a function giving them: FULL training works them out in a thread while it
+#: does other work, and waits for them where they are first needed.
+Features = sp.csr_matrix | Callable[[], sp.csr_matrix]
+
+
+def resolved(features: Features) -> sp.csr_matrix:
+    return features() if callable(features) else features
 
 
 @dataclass(frozen=True)

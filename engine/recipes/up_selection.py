@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_limits
 from engine.recipes.als_batch import grouped_top, on_columns, solve_users
 from engine.recipes.attribute_popularity import AttributePopularity
 from engine.recipes.base import TrainingData
+from engine.recipes.feature_space import Features, resolved
 from engine.recipes.repeats import RankCalibration, RepeatModel
 from engine.recipes.sequences import events_by_user, rows_by_user
 from engine.recipes.validation import (
@@ -94,7 +95,7 @@ class Selection:
     fitted: bool = False
 
 
-def select(model: UserPersonalization, data: TrainingData, features: sp.csr_matrix) -> Selection:
+def select(model: UserPersonalization, data: TrainingData, features: Features) -> Selection:
     """Choose family and settings for ``model`` on held-out users of ``data``; on large data the
     model is left fitted as a side effect (``Selection.fitted``)."""
     hp = model.hyperparameters
@@ -118,7 +119,7 @@ def select(model: UserPersonalization, data: TrainingData, features: sp.csr_matr
     repeats = RepeatModel.fit(train, seed=hp["random_state"]) if hp["learn_repeats"] else RepeatModel()
     attributes = AttributePopularity().fit(train, lambda: model._weights(train))
     # The held-out users' own items may drop out of the vocabulary; the catalog's do not.
-    train_features = features[np.searchsorted(data.item_ids, train.item_ids)]
+    train_features = resolved(features)[np.searchsorted(data.item_ids, train.item_ids)]
     best: tuple[float, Choice, RankCalibration] | None = None
     for family in families:
         probe = type(model)(**hp)
@@ -134,7 +135,7 @@ def select(model: UserPersonalization, data: TrainingData, features: sp.csr_matr
 def _select_shared(
     model: UserPersonalization,
     data: TrainingData,
-    features: sp.csr_matrix,
+    features: Features,
     held_out: np.ndarray,
     families: Sequence[str],
     half_lives: Sequence[float | None],

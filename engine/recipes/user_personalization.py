@@ -36,7 +36,7 @@ from engine.recipes.attribute_popularity import AttributePopularity
 from engine.recipes.base import Query, Ranked, Recipe, TrainingData
 from engine.recipes.batching import BatchQuery, UserEvents, full_query
 from engine.recipes.ease import active_items, ease_weights
-from engine.recipes.feature_space import FeatureSpace, feature_space
+from engine.recipes.feature_space import Features, FeatureSpace, feature_space, resolved
 from engine.recipes.implicit_backend import fit_als, float64_gram
 from engine.recipes.item_metadata import neighbour_matrix
 from engine.recipes.repeats import RankCalibration, RepeatModel, merge, seen_items
@@ -135,13 +135,24 @@ class UserPersonalization(Recipe):
 
     # ----------------------------------------------------------------- training
     def fit(self, data: TrainingData, *, previous: Self | None = None) -> Self:
-        hp = self.hyperparameters
         self.trained_events = len(data)
         if up_update.applies(previous, data):
             # UPDATE with the new events known: fold them in, keep the rest (engine.recipes.up_update).
             return up_update.update(self, data, previous)
-        features, self.feature_space = feature_space(data.item_ids, data.items)
-        self.item_features = features
+        # The metadata features are worked out in a thread (training waits for them where the cold
+        # items' neighbours are found, after the ALS fit).
+        with ThreadPoolExecutor(1, thread_name_prefix="features") as side:
+            space = side.submit(feature_space, data.item_ids, data.items)
+
+            def features() -> sp.csr_matrix:
+                return space.result()[0]
+
+            self._fit_chosen(data, previous, features)
+            self.item_features, self.feature_space = space.result()
+        return self
+
+    def _fit_chosen(self, data: TrainingData, previous: Self | None, features: Features) -> None:
+        hp = self.hyperparameters
         if previous is not None:
             # UPDATE: keep the settings and calibration the last FULL training chose.
             self.choice, self.calibration = previous.choice, previous.calibration
@@ -151,7 +162,7 @@ class UserPersonalization(Recipe):
             selection = select(self, data, features)
             self.choice, self.calibration = selection.choice, selection.calibration
             if selection.fitted:
-                return self
+                return
 
         def beside() -> tuple[RepeatModel, AttributePopularity]:
             if previous is not None:
@@ -163,7 +174,6 @@ class UserPersonalization(Recipe):
         self.repeats, self.attributes = self._fit_core(
             data, self.choice.family, previous=previous, features=features, beside=beside
         )
-        return self
 
     def _weights(self, data: TrainingData) -> np.ndarray:
         return configured_weights(self.hyperparameters, data.event_types, data.event_values, data.timestamps)
@@ -173,7 +183,7 @@ class UserPersonalization(Recipe):
         data: TrainingData,
         family: str,
         *,
-        features: sp.csr_matrix,
+        features: Features,
         previous: Self | None = None,
         need_als: bool = True,
         beside: Callable[[], T] | None = None,
@@ -234,7 +244,7 @@ class UserPersonalization(Recipe):
         warm = np.flatnonzero(self.popularity > 0)
         cold = np.flatnonzero(self.popularity <= 0)
         self.cold_neighbours = neighbour_matrix(
-            features, cold, warm, data.n_items, neighbours=hp["metadata_neighbours"]
+            resolved(features), cold, warm, data.n_items, neighbours=hp["metadata_neighbours"]
         )
         return result
 
