@@ -138,11 +138,14 @@ def train(
     # store is read.
     with ThreadPoolExecutor(1, thread_name_prefix="previous-version") as side:
         loading = side.submit(cls.load, last.artifact_path) if last is not None else None
+        # The catalog's entries are read when a recipe first asks for them (user-personalization: in
+        # a thread while ALS fits; sims: never), its ids now. An in-memory store is read whole here:
+        # another thread would see another, empty database.
         data = load_training_data(
             store,
             dataset_group,
             snapshot_dir=snapshot_directory(artifact_dir, dataset_group),
-            whole_catalog=mode == "full",
+            whole_catalog=mode == "full" and in_memory(store.database_url),
         )
         previous = loading.result() if loading is not None else None
     if len(data) == 0:

@@ -103,3 +103,9 @@ def subset(items: Mapping[str, Item], ids: Iterable[str]) -> Mapping[str, Item]:
     if isinstance(items, Catalog):
         return items.subset(ids)
     return {i: items[i] for i in ids if i in items}
+
+
+def all_entries(items: Mapping[str, Item]) -> Mapping[str, Item]:
+    """Every entry of any mapping of items, for a caller about to look at all of them: a
+    :class:`Catalog`'s entries as a plain dict (read now unless read already)."""
+    return items.entries() if isinstance(items, Catalog) else items

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from engine.recipes.catalog import all_entries
 from engine.recipes.item_metadata import l2_rows, tfidf_columns, tokens
 from engine.records import Item
 
@@ -59,5 +60,5 @@ class FeatureSpace:
 
 def feature_space(item_ids: np.ndarray, items: Mapping[str, Item]) -> tuple[sp.csr_matrix, FeatureSpace]:
     """:func:`feature_matrix`'s matrix, with the space its columns live in, for :meth:`FeatureSpace.rows`."""
-    matrix, kinds, names, idf = tfidf_columns(item_ids, items)
+    matrix, kinds, names, idf = tfidf_columns(item_ids, all_entries(items))
     return matrix, FeatureSpace(dict(kinds), np.array(names, dtype=str), idf)

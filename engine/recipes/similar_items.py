@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from marshmallow import Schema, fields, validate
 
 from engine.recipes.base import Query, Ranked, Recipe, TrainingData
+from engine.recipes.catalog import all_entries
 from engine.recipes.cooccurrence import shrunk_cosine, top_per_row
 from engine.recipes.search_space import FloatRange, IntRange
 from engine.recipes.text_features import item_features, top_neighbours
@@ -113,7 +114,8 @@ class SimilarItems(Recipe):
 
     def _features(self, data: TrainingData) -> sp.csr_matrix:
         hp = self.hyperparameters
-        properties = [data.items[i].properties if i in data.items else {} for i in data.item_ids.tolist()]
+        items = all_entries(data.items)
+        properties = [items[i].properties if i in items else {} for i in data.item_ids.tolist()]
         return item_features(
             properties,
             text_fields=hp["text_fields"],

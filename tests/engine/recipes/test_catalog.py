@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.recipes.catalog import Catalog, subset
+from engine.recipes.catalog import Catalog, all_entries, subset
 from engine.records import Item
 
 ENTRIES = {f"i{n}": Item(f"i{n}", {"CATEGORY": f"c{n % 3}"}) for n in range(10)}
@@ -68,3 +68,11 @@ def test_entries_are_the_plain_dict_read_once_and_errors_reach_the_reader():
 
 def test_plain_mappings_work_with_subset_too():
     assert subset(ENTRIES, ["i1", "x"]) == {"i1": ENTRIES["i1"]}
+
+
+def test_all_entries_is_a_catalogs_plain_dict_or_the_mapping_itself():
+    source = Source()
+    catalog = Catalog(list(ENTRIES), source.load_all, source.load_some)
+    assert type(all_entries(catalog)) is dict and all_entries(catalog) == ENTRIES and source.whole == 1
+    plain = dict(ENTRIES)
+    assert all_entries(plain) is plain
