@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -83,6 +84,24 @@ def fit_als(
     if use_gpu:
         model = model.to_cpu()
     return np.ascontiguousarray(model.item_factors, dtype=np.float32), gram(model.user_factors)
+
+
+def fit_als_with(
+    user_items: sp.csr_matrix, hyperparameters: Mapping[str, Any], initial_item_factors: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_als` with a recipe's ``factors``, ``regularization``, ``alpha``, ``iterations``
+    and ``random_state``; from an earlier model's item factors (an UPDATE) a third of the sweeps
+    (at least two) suffice."""
+    hp = hyperparameters
+    return fit_als(
+        user_items,
+        factors=hp["factors"],
+        regularization=hp["regularization"],
+        alpha=hp["alpha"],
+        iterations=hp["iterations"] if initial_item_factors is None else max(2, hp["iterations"] // 3),
+        random_state=hp["random_state"],
+        initial_item_factors=initial_item_factors,
+    )
 
 
 def float64_gram(rows: np.ndarray, block: int = 8192) -> np.ndarray:

@@ -27,7 +27,7 @@ from marshmallow import Schema, fields, validate
 from engine.recipes.als_batch import solve_users, top_n
 from engine.recipes.base import Query, Ranked, Recipe, TrainingData
 from engine.recipes.batching import BatchQuery, UserEvents, event_item_index, full_query
-from engine.recipes.implicit_backend import fit_als, float64_gram
+from engine.recipes.implicit_backend import fit_als_with, float64_gram
 from engine.recipes.search_space import FloatRange, IntRange, OneOf
 from engine.recipes.weighting import DEFAULT_EVENT_WEIGHTS, configured_weights, event_weights, user_item_matrix
 
@@ -85,15 +85,7 @@ class ItemAffinity(Recipe):
             # third of the sweeps suffice.
             initial = previous._aligned_item_factors(data.item_ids)
         self._set_items(data.item_ids)
-        self.item_factors, _ = fit_als(
-            matrix,
-            factors=hp["factors"],
-            regularization=hp["regularization"],
-            alpha=hp["alpha"],
-            iterations=hp["iterations"] if initial is None else max(2, hp["iterations"] // 3),
-            random_state=hp["random_state"],
-            initial_item_factors=initial,
-        )
+        self.item_factors, _ = fit_als_with(matrix, hp, initial)
         self.gram = float64_gram(self.item_factors)
         self.popularity = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
         self.user_ids = np.asarray(data.user_ids, dtype=str)

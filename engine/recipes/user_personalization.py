@@ -37,7 +37,7 @@ from engine.recipes.base import Query, Ranked, Recipe, TrainingData
 from engine.recipes.batching import BatchQuery, UserEvents, full_query
 from engine.recipes.ease import active_items, ease_weights
 from engine.recipes.feature_space import Features, FeatureSpace, feature_space, resolved
-from engine.recipes.implicit_backend import fit_als, float64_gram
+from engine.recipes.implicit_backend import fit_als_with, float64_gram
 from engine.recipes.item_metadata import neighbour_matrix
 from engine.recipes.repeats import RankCalibration, RepeatModel, merge, seen_items
 from engine.recipes.search_space import FloatRange, IntRange, OneOf
@@ -221,15 +221,7 @@ class UserPersonalization(Recipe):
                 initial = None
                 if previous is not None and len(previous.item_factors):
                     initial = previous._aligned_item_factors(data.item_ids)
-                self.item_factors, self.user_gram = fit_als(
-                    matrix,
-                    factors=hp["factors"],
-                    regularization=hp["regularization"],
-                    alpha=hp["alpha"],
-                    iterations=hp["iterations"] if initial is None else max(2, hp["iterations"] // 3),
-                    random_state=hp["random_state"],
-                    initial_item_factors=initial,
-                )
+                self.item_factors, self.user_gram = fit_als_with(matrix, hp, initial)
                 self.yty = float64_gram(self.item_factors)
             counts, result = aside.result()
         if family == "ease":
