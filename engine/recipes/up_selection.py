@@ -19,7 +19,9 @@ Scoring every held-out user for every setting over the whole catalog is the othe
 computed for a block of users at once (stacked ALS user steps, one matrix product), and for each
 setting only a few candidates per user are blended: the items "what comes next" or the context
 reach, items with no interactions, and the best of the rest by taste alone, for whom the blended
-score is a monotone function of taste (so their best by taste are their best by score).
+score is a monotone function of taste (so their best by taste are their best by score). With ALS
+on a large catalog not even the taste product is whole: items are scored in descending order of
+their factors' norm until the norm bound stops each user (:mod:`engine.recipes.up_selection_pruned`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from engine.recipes.base import TrainingData
 from engine.recipes.feature_space import Features, resolved
 from engine.recipes.repeats import RankCalibration, RepeatModel
 from engine.recipes.sequences import events_by_user, rows_by_user
+from engine.recipes.up_selection_pruned import BlockTaste, NormOrder, block_taste, exact
 from engine.recipes.validation import (
     INPUT_SHARE,
     Case,
@@ -230,8 +233,10 @@ def score_settings(
     with ThreadPoolExecutor(threads, thread_name_prefix="up-select") as pool:
         # The inputs are shared by every block (one stacked solve per half-life); each thread then
         # scores whole blocks with its own copy of the scorer (the per-block state is the copy's).
-        list(pool.map(scorer.inputs, half_lives))
-        scorer.prepare()
+        solved = [pool.submit(scorer.inputs, h) for h in half_lives]
+        scorer.prepare()  # meanwhile (the factors only)
+        for done in solved:
+            done.result()
         pending = iter(blocks)
         lock = threading.Lock()
 
@@ -243,6 +248,7 @@ def score_settings(
                 if lo is None:
                     return
                 own.block(lo, hi)
+                own.tastes(half_lives)
                 for h in half_lives:
                     own.taste(h)
                     for key in (k for k in settings if k[0] == h):
@@ -250,13 +256,18 @@ def score_settings(
                         tops[key][lo:hi, : top.shape[1]] = top
                         valid[key][lo:hi, : top.shape[1]] = ok
 
-        for done in [pool.submit(score_blocks) for _ in range(threads)]:
+        workers = [pool.submit(score_blocks) for _ in range(threads)]
+        outcomes = _Outcomes(probe, usable, seen)  # meanwhile
+        for done in workers:
             done.result()
-    outcomes = _Outcomes(probe, usable, seen)
-    for key in settings:
-        hits = outcomes.hits(tops[key], valid[key])
-        calibration = RankCalibration.from_hits(hits)
-        ndcg = outcomes.ndcg(tops[key], valid[key], calibration)
+
+        def outcome(key: tuple) -> tuple[RankCalibration, float]:
+            calibration = RankCalibration.from_hits(outcomes.hits(tops[key], valid[key]))
+            return calibration, outcomes.ndcg(tops[key], valid[key], calibration)
+
+        # Each setting's own arrays: the same numbers whichever thread works them out.
+        measured = list(pool.map(outcome, settings))
+    for key, (calibration, ndcg) in zip(settings, measured, strict=True):
         yield Choice(family, key[0], key[1], ndcg, key[2]), calibration, ndcg
 
 
@@ -319,6 +330,11 @@ class _Scorer:
     corners of the settings' box bound it). The top k of what is left is then the top k of all,
     and where scores tie within it (which way ties fall depends on the whole candidate row) that
     user's row is ranked over every candidate exactly as before (:meth:`_full_rows`).
+
+    On the pruned path (ALS, large catalogs) the k-th best taste counts the extras whose score is
+    never below their scaled taste too (a higher bar, so users stop sooner), the best by taste are
+    only the plain items from that bar on (none below it can reach a list), and extras the scan
+    never reached are set aside by their bound or scored one by one (``e_unknown``).
     """
 
     #: Extras within this much of the k-th best taste score are always kept (float32 rounding).
@@ -376,24 +392,35 @@ class _Scorer:
             rows.append(np.full(len(seeds), r))
             cols.append(seeds)
             vals.append(decay)
-        shape = (len(self.history), n)
-        seeds = _csr(rows, cols, vals, shape)
-        if probe.transitions.nnz:
-            # Only the transitions' rows some seed reaches, in float64 (a float64 copy of the whole
-            # matrix cost 12 bytes a transition: most of a gigabyte at 25 million events). The seeds'
-            # columns are renumbered in the same order, so each sum adds the same products in turn.
-            reached = np.unique(seeds.indices)
-            self.sequence = (on_columns(seeds, reached) @ probe.transitions[reached].astype(np.float64)).tocsr()
-        else:
-            self.sequence = sp.csr_matrix(shape)
-        self.sequence.sort_indices()
+        # The seeds only: each block follows its users' transitions itself (in the scoring threads).
+        self.seeds = _csr(rows, cols, vals, (len(self.history), n))
         self._input_cache: dict = {}
         self._padded_factors: np.ndarray | None = None
+        #: ALS on a large catalog: items in norm order, scored until the bound stops each user
+        #: (:mod:`engine.recipes.up_selection_pruned`); None: every item is scored.
+        self._order: NormOrder | None = None
+        self._raw: np.ndarray | None = None
+        self._uncounted: np.ndarray | None = None
+        self.e_unknown: np.ndarray | None = None
 
     def prepare(self) -> None:
         """Build what blocks share before copies of this scorer are handed to threads."""
-        if self.family == "als":
+        if self.family != "als":
+            return
+        # A mix of 1 scales taste to nothing: ``top`` keeps every extra then, and no bound helps
+        # (and the bound's reasoning takes mixes and context weights from 0 up).
+        if self.mix_range[0] >= 0.0 and self.mix_range[1] < 1.0 and self.weight_range[0] >= 0.0:
+            self._order = NormOrder.build(self.probe.item_factors)
+        if self._order is None:
             self._padded()
+            return
+        # Items with no interactions count only above 0, or never where they borrow their scores.
+        in_order = self.probe.popularity[self._order.order] <= 0
+        self._cold_in_order = in_order if in_order.any() else None
+        self._cold_floor = np.inf if self.borrow else 0.0
+        self._norm_of_item = self._order.norms[self._order.position].astype(np.float32)
+        if self.borrow:
+            self._near_factors = np.ascontiguousarray(self.probe.item_factors[self.neighbours], dtype=np.float32)
 
     def _padded(self) -> np.ndarray:
         """The item factors padded with zero rows to whole groups: padding columns score 0."""
@@ -403,6 +430,19 @@ class _Scorer:
             padded[:n] = self.probe.item_factors
             self._padded_factors = padded
         return self._padded_factors
+
+    def _sequence(self, lo: int, hi: int) -> sp.csr_matrix:
+        """Users ``lo:hi``'s "what comes next" (users × items, sorted indices)."""
+        seeds, transitions = self.seeds[lo:hi], self.probe.transitions
+        if not transitions.nnz:
+            return sp.csr_matrix(seeds.shape)
+        # Only the transitions' rows some seed reaches, in float64 (a float64 copy of the whole
+        # matrix cost 12 bytes a transition: most of a gigabyte at 25 million events). The seeds'
+        # columns are renumbered in the same order, so each sum adds the same products in turn
+        # (a user's row is the same whichever users share the block).
+        reached = np.unique(seeds.indices)
+        # Through CSC and back: two counting sorts leave the indices sorted, faster than sorting them.
+        return (on_columns(seeds, reached) @ transitions[reached].astype(np.float64)).tocsc().tocsr()
 
     def blocks(self) -> Iterator[tuple[int, int]]:
         size = max(1, _BLOCK_ELEMENTS // max(self.n_items, 1))
@@ -416,14 +456,17 @@ class _Scorer:
         probe, n = self.probe, self.n_items
         count = hi - lo
         self.lo, self.hi = lo, hi
+        self._stacked: dict = {}
         # "What comes next", kept sparse: each row divided by its largest value, as _unit does.
-        sequence = self.sequence[lo:hi]
+        sequence = self._sequence(lo, hi)
         seq_rows = np.repeat(np.arange(count), np.diff(sequence.indptr))
         seq_values = sequence.data.astype(np.float32)
         nonzero = seq_values != 0
         seq_rows, seq_items, seq_values = seq_rows[nonzero], sequence.indices[nonzero], seq_values[nonzero]
         top = np.zeros(count, dtype=np.float32)
-        np.maximum.at(top, seq_rows, np.abs(seq_values))
+        if len(seq_rows):  # the rows are sorted: each one's largest in one pass
+            heads = np.flatnonzero(np.append(True, seq_rows[1:] != seq_rows[:-1]))
+            top[seq_rows[heads]] = np.maximum.reduceat(np.abs(seq_values), heads)
         self.sequence_top = np.where(top > 0, top, 1.0).astype(np.float32)
         unit_values = seq_values / self.sequence_top[seq_rows]
         self.lift = np.zeros((count, len(probe.attributes.items) if self.has_context else 0), dtype=np.float32)
@@ -432,33 +475,66 @@ class _Scorer:
                 if (row := probe.attributes.context_lift(self.contexts[r])) is not None:
                     self.lift[k] = row
         # Items whose blended score is not a monotone function of taste: what the transitions or
-        # the context reach, and items with no interactions when they borrow from neighbours.
-        special = np.zeros((count, n), dtype=bool)
-        special[seq_rows, seq_items] = True
-        if self.has_context:
-            special[:, probe.attributes.items] = True
-        if self.borrow:
-            special[:, self.cold] = True
+        # the context reach, and items with no interactions when they borrow from neighbours; as
+        # sorted (user, item) keys, built per user (a users × catalog matrix cost more than this).
         self.seen_rows = np.concatenate([np.full(len(self.seen[r]), k) for k, r in enumerate(range(lo, hi))])
         self.seen_items = np.concatenate([self.seen[r] for r in range(lo, hi)])
-        special[self.seen_rows, self.seen_items] = False
-        rows_e, items_e = np.nonzero(special)
+        row_keys = np.arange(count, dtype=np.int64)[:, None] * n
+        parts = [self.seen_rows.astype(np.int64) * n + self.seen_items, seq_rows.astype(np.int64) * n + seq_items]
+        if self.has_context:
+            parts.append((row_keys + probe.attributes.items[None, :]).ravel())
+        if self.borrow:
+            parts.append((row_keys + self.cold[None, :]).ravel())
+        # Each part is sorted already: a stable sort (timsort) merges the runs, and a key's first
+        # place says where it came from: the user's own items (no extra), then "what comes next".
+        keys = np.concatenate(parts)
+        source = np.argsort(keys, kind="stable")
+        keys = keys[source]
+        first = np.append(True, keys[1:] != keys[:-1]) if len(keys) else np.zeros(0, dtype=bool)
+        n_seen, n_seq = len(parts[0]), len(parts[1])
+        keep = first & (source >= n_seen)
+        keys, source = keys[keep], source[keep] - n_seen
+        rows_e, items_e = np.divmod(keys, n)
         starts = np.searchsorted(rows_e, np.arange(count + 1))
-        self.e_rows, self.e_items = rows_e, items_e.astype(np.int64)
+        self.e_rows, self.e_items = rows_e, items_e
         self.extra_width = int(np.diff(starts).max(initial=0))
         # Each extra's "what comes next" (0 where the transitions do not reach it).
-        e_keys = rows_e.astype(np.int64) * n + items_e
-        s_keys = seq_rows.astype(np.int64) * n + seq_items
-        at = np.minimum(np.searchsorted(s_keys, e_keys), max(len(s_keys) - 1, 0))
-        found = s_keys[at] == e_keys if len(s_keys) else np.zeros(len(e_keys), dtype=bool)
-        self.e_sequence = np.where(found, unit_values[at] if len(s_keys) else 0.0, 0.0).astype(np.float32)
-        self.e_cold = probe.popularity[self.e_items] <= 0
+        reached = source < n_seq
+        self.e_sequence = (
+            np.where(reached, unit_values[np.minimum(source, max(n_seq - 1, 0))], 0.0).astype(np.float32)
+            if n_seq
+            else np.zeros(len(keys), dtype=np.float32)
+        )
+        self.e_cold = self.cold_row[self.e_items] >= 0
         if self.has_context:
             column = self.lift_column[self.e_items]
             self.e_lift = np.where(column >= 0, self.lift[rows_e, np.maximum(column, 0)], 0.0).astype(np.float32)
         if self.borrow:
             near = sequence[:, self.neighbours].toarray().astype(np.float32)
             self.near_sequence = near / self.sequence_top[:, None]
+        if self._order is not None:
+            # In norm order, what never counts towards a user's k-th best taste (block_taste): their
+            # own items, and extras whose score may fall below their scaled taste (items with no
+            # interactions are block_taste's own rule).
+            counted = self.e_sequence >= 0
+            if self.has_context:
+                counted &= self.e_lift >= 0
+            position = self._order.position
+            if self._uncounted is None or self._uncounted.shape[0] < count:
+                self._uncounted = np.zeros((count, n), dtype=bool)  # per thread's copy, kept for its blocks
+            else:
+                self._uncounted[self._uncounted_at] = False
+            self._uncounted_at = (
+                np.concatenate([rows_e[~counted], self.seen_rows]),
+                position[np.concatenate([items_e[~counted], self.seen_items])],
+            )
+            self._uncounted[self._uncounted_at] = True
+            self._extra_keys = keys
+            # Per extra, shared by the half-lives: its place in norm order and its factors' norm.
+            self._e_position = position[items_e]
+            self._e_norm = self._norm_of_item[items_e]  # by item: the extras are sorted by item
+            self._e_counts = np.diff(starts)
+            self._aside_prepare()
 
     # ----------------------------------------------------------------- per half-life
     def inputs(self, half_life: float | None) -> np.ndarray | sp.csr_matrix:
@@ -497,6 +573,10 @@ class _Scorer:
         lo, hi = self.lo, self.hi
         count = hi - lo
         inputs = self.inputs(half_life)
+        if self._order is not None:
+            self._pruned_taste(half_life)
+            return
+        self.e_unknown = None
         groups = -(-n // _GROUP)
         # Scored straight into the group layout: padding columns come from zero factors.
         if self.family == "als":
@@ -532,6 +612,118 @@ class _Scorer:
         self.best_taste = np.where(self.best_present, values, 0.0).astype(np.float32)
         self.best_cold = probe.popularity[best] <= 0
         self._set_aside(values.min(axis=1))
+
+    def tastes(self, half_lives: Sequence[float | None]) -> None:
+        """Ahead of :meth:`taste` for each of these half-lives on this block: on the pruned path
+        their users are scored together, so each chunk of the factors is read from memory once
+        (with few users left in a chunk, reading it costs more than the product)."""
+        if self._order is None or not half_lives:
+            return
+        count = self.hi - self.lo
+        vectors = np.concatenate([self._block_vectors(self.inputs(h)) for h in half_lives])
+        taste = self._scored_block(vectors, np.tile(np.arange(count), len(half_lives)))
+        for i, h in enumerate(half_lives):
+            self._stacked[h] = (vectors[i * count : (i + 1) * count], taste.rows(i * count, (i + 1) * count))
+
+    def _block_vectors(self, inputs: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(inputs[self.lo : self.hi], dtype=np.float32)
+
+    def _scored_block(self, vectors: np.ndarray, users: np.ndarray) -> BlockTaste:
+        if self._raw is None or self._raw.shape[0] < len(vectors):
+            # Per thread's copy, kept for its blocks (only the scored start of each row is written).
+            self._raw = np.empty((len(vectors), self.n_items), dtype=np.float32)
+        k = min(CALIBRATED_RANKS, self.n_items)
+        return block_taste(
+            self._order,
+            vectors,
+            users,
+            self._uncounted,
+            self._cold_in_order,
+            self._cold_floor,
+            self._extra_keys,
+            k,
+            self._raw,
+        )
+
+    def _pruned_taste(self, half_life: float | None) -> None:
+        """:meth:`taste` scoring items in norm order only as far as each user needs: extras past
+        that keep a bound (``e_unknown``) and are scored one by one where a setting needs them."""
+        n = self.n_items
+        if half_life in self._stacked:
+            vectors, taste = self._stacked.pop(half_life)
+        else:
+            vectors = self._block_vectors(self.inputs(half_life))
+            taste = self._scored_block(vectors, np.arange(len(vectors)))
+        k = min(CALIBRATED_RANKS, n)
+        self._vectors, self._block_taste = vectors, taste
+        rows, items, counts = self.e_rows, self.e_items, self._e_counts
+        self.k = k
+        self.best, self.best_present = taste.best, np.isfinite(taste.values)
+        self.best_taste = np.where(self.best_present, taste.values, 0.0).astype(np.float32)
+        self.best_cold = self.probe.popularity[self.best] <= 0
+        # _set_aside's test with the threshold (every item below it that is not an extra scores
+        # below k items in every setting), first with each extra's bound: only the extras it cannot
+        # set aside are looked up (where scored) or scored one by one; the rest stay unknown (NaN).
+        threshold = np.repeat(taste.threshold, counts)
+        floor = threshold - self._aside_reach
+        candidates = taste.bound(self._e_norm, counts) >= floor
+        t = np.full(len(rows), np.nan, dtype=np.float32)
+        if self.borrow:
+            near = vectors @ self._near_factors.T
+            near /= taste.top[:, None]
+            self.near_taste = near
+            # Cold extras' own taste is never read: they take what they borrow (as _set_aside does).
+            near_t = (self.neighbours_of_cold @ near.T) * self.cold_weight
+            t[self._cold_at] = np.take(near_t, self._cold_flat)
+            candidates[self._cold_at] = False
+        at = np.flatnonzero(candidates)
+        t[at] = taste.taste_at(rows[at], self._e_position[at])
+        at = at[np.isnan(t[at])]
+        t[at] = exact(self.probe.item_factors, vectors, taste.top, rows[at], items[at])
+        self.e_unknown = np.isnan(t)
+        with np.errstate(invalid="ignore"):
+            keep = t >= floor
+        self.e_taste = t
+        self.kept = np.flatnonzero(keep)
+        lift = self.e_lift[self.kept] if self.has_context else None
+        with np.errstate(invalid="ignore"):
+            d = t[self.kept] - threshold[self.kept]
+        self.kept_bound = (d, self._aside_sequence[self.kept], lift, ~np.isfinite(threshold[self.kept]))
+
+    def _aside_prepare(self) -> None:
+        """Per block, for :meth:`_pruned_taste`: each extra's "what comes next" (borrowed where
+        cold items borrow) and how far below the threshold its taste may be and still be kept: some
+        corner of the settings' box lifts it to within the margin (_set_aside's test, solved for
+        the taste; every mix is below 1 here)."""
+        s = self.e_sequence
+        if self.borrow:
+            self._cold_at = np.flatnonzero(self.e_cold)
+            self._cold_column = self.cold_row[self.e_items[self._cold_at]]
+            # Where each cold extra's borrowed score lies in a (cold items × users) product.
+            self._cold_flat = self._cold_column * (self.hi - self.lo) + self.e_rows[self._cold_at]
+            near_s = (self.neighbours_of_cold @ self.near_sequence.T) * self.cold_weight
+            s = s.copy()
+            s[self._cold_at] = near_s[self._cold_column, self.e_rows[self._cold_at]]
+        self._aside_sequence = s
+        reach = np.full(len(s), -np.inf, dtype=np.float32)
+        for m in set(self.mix_range):
+            for g in set(self.weight_range):
+                lifted = m * s + self._MARGIN
+                if g and self.has_context:
+                    lifted += g * self.e_lift
+                np.maximum(reach, lifted / (1.0 - m), out=reach)
+        self._aside_reach = reach
+
+    def _fill(self, extras: np.ndarray) -> None:
+        """Score these extras where the pruned taste left them unscored."""
+        if self.e_unknown is None:
+            return
+        extras = extras[self.e_unknown[extras]]
+        if len(extras):
+            taste = self._block_taste
+            rows, items = self.e_rows[extras], self.e_items[extras]
+            self.e_taste[extras] = exact(self.probe.item_factors, self._vectors, taste.top, rows, items)
+            self.e_unknown[extras] = False
 
     def _set_aside(self, kth: np.ndarray) -> None:
         """Keep the extras that some setting in the box could lift to ``kth`` (each user's k-th
@@ -579,6 +771,7 @@ class _Scorer:
             kept = self.kept[open_rows | (bound >= -self._MARGIN)]
         else:
             kept = np.arange(len(self.e_rows))
+            self._fill(kept)
         rows = self.e_rows[kept]
         # Scores as the full candidate matrix computes them, element for element.
         extra = self._extra_scores(kept, mix, context_weight)
@@ -637,6 +830,8 @@ class _Scorer:
         best k, then every extra by item, then padding) so that ties fall as they always did."""
         k, width = self.k, self.k + self.extra_width
         starts = np.searchsorted(self.e_rows, np.arange(self.hi - self.lo + 1))
+        if self.e_unknown is not None:
+            self._fill(np.concatenate([np.arange(starts[r], starts[r + 1]) for r in rows.tolist()]))
         c = np.zeros((len(rows), width), dtype=np.int64)
         present = np.zeros((len(rows), width), dtype=bool)
         c_taste = np.zeros((len(rows), width), dtype=np.float32)
