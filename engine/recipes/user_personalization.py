@@ -305,7 +305,10 @@ class UserPersonalization(Recipe):
         if len(idx) == 0:
             return np.empty(0, dtype=np.int64), np.empty(0)
         order = np.array(recency_ranked(idx.tolist()), dtype=np.int64)
-        total = np.bincount(idx, weights=w, minlength=len(self.item_ids))[order]
+        # Summed over the history's own items (the same additions in the same order as a
+        # catalog-sized bincount, without writing a catalog-sized array per history).
+        distinct, slot = np.unique(idx, return_inverse=True)
+        total = np.bincount(slot, weights=w)[np.searchsorted(distinct, order)]
         keep = total > 0
         return order[keep], total[keep]
 
