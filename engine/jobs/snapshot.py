@@ -14,6 +14,10 @@ A snapshot is only used while it is provably what a full read would return:
   group's ``interaction_rewrites`` count, read before the snapshot's own read);
 * the store still holds exactly as many interactions up to the watermark as the snapshot does (a
   row deleted behind the store's back, or one with a lower id committed late, changes the count).
+  The count (a scan of the rows up to the watermark, the longest step of an UPDATE's read) runs in
+  a thread while the snapshot is loaded, the newer rows are read and merged and the caller makes
+  training data of them (:func:`read_interactions`' ``then``); nothing made from the snapshot is
+  returned before the count agrees, and where it does not, it is made again from a full read.
 
 Otherwise, or if the file is missing, partial or corrupt, the job reads everything, as without a
 snapshot. Files are written to a temporary name and renamed into place, so a reader sees a whole
@@ -89,16 +93,27 @@ def discard_beside(artifact_paths: Iterable[str | Path]) -> list[Path]:
 
 
 def read_interactions(
-    store: Store, dataset_group: str, directory: str | Path | None, *, writer: Executor | None = None
-) -> InteractionColumns:
+    store: Store,
+    dataset_group: str,
+    directory: str | Path | None,
+    *,
+    writer: Executor | None = None,
+    then: Callable[[InteractionColumns], Any] | None = None,
+) -> Any:
     """The group's interactions in time order (ties by id): the snapshot in ``directory`` plus what
     is new where the snapshot is still valid, else a full read; the result becomes the new snapshot.
     ``directory`` None: a plain full read, nothing kept.
 
     With ``writer`` the new snapshot is written there (a thread: the caller goes on with the
-    columns meanwhile, and waits for the executor before relying on the file)."""
+    columns meanwhile, and waits for the executor before relying on the file).
+
+    ``then``: what the caller makes of the columns (its result is returned instead of them), made
+    while the snapshot's row count is still being checked (the count usually takes longest, and
+    making training data of the columns took as long as waiting for it); where the check fails it
+    is made again, from a full read."""
+    finish = then if then is not None else _as_they_are
     if directory is None:
-        return store.interaction_columns(dataset_group).by_time(consume=True)
+        return finish(store.interaction_columns(dataset_group).by_time(consume=True))
     directory = Path(directory)
     # Read before any interaction: a rewrite that lands during the read makes the next training
     # see a different count and read everything again, never trust a snapshot that missed it.
@@ -111,8 +126,9 @@ def read_interactions(
         log.info("snapshot of %s is out of date (interactions erased or re-attributed)", dataset_group)
     elif header is not None:
         # The rows up to the watermark are counted (a scan of the group's index, in the database,
-        # without the interpreter lock) while the snapshot is loaded (mapped), the newer rows are read
-        # and both are merged (the count usually takes longest: the merge is wasted only where it fails).
+        # without the interpreter lock) while the snapshot is loaded (mapped), the newer rows are read,
+        # both are merged and made into what the caller wants (the count usually takes longest: that
+        # work is wasted only where it fails).
         with _counting(store, dataset_group, header["watermark"]) as counted:
             loaded = _load(path, header)
             kept = None if loaded is None else loaded[0]
@@ -121,22 +137,29 @@ def read_interactions(
                 merged = _appended(*loaded, new)
                 if merged is None:
                     merged = kept.merged_by_time(new)
+                made = finish(merged)
                 if counted() != len(kept):
                     log.info("snapshot of %s is out of date (interactions up to its watermark changed)", dataset_group)
+                    del made
                 else:
                     columns = merged
                     log.info("snapshot of %s: %d kept, %d new read", dataset_group, len(kept), len(new))
                     if len(new) <= REWRITE_SHARE * len(kept):
                         # Rewriting a million rows for a few thousand new ones would cost more than
                         # reading those again next time: the snapshot stays until the rows it lacks add up.
-                        return columns
+                        return made
     if columns is None:
         columns = store.interaction_columns(dataset_group).by_time(consume=True)
+        made = finish(columns)
     header = {**identity, "rewrites": rewrites}
     if writer is None:
         _keep(directory, columns, header, dataset_group)
     else:
         writer.submit(_keep, directory, columns, header, dataset_group)
+    return made
+
+
+def _as_they_are(columns: InteractionColumns) -> InteractionColumns:
     return columns
 
 
@@ -233,8 +256,8 @@ def _extended(vocab: np.ndarray, more: np.ndarray, more_codes: np.ndarray) -> tu
     """``vocab`` extended with ``more``'s values it lacks (at its end), and ``more_codes`` (-1:
     none) as codes into it. A vocabulary the snapshot keeps sorted (:func:`_save`) is searched as
     it is; another is sorted first."""
-    vocab = vocab.astype(str)
-    more = more.astype(str)
+    vocab = vocab.astype(str, copy=False)
+    more = more.astype(str, copy=False)
     if not len(more):
         return vocab, more_codes.astype(np.int32)
     ascending = len(vocab) < 2 or bool(np.all(vocab[1:] > vocab[:-1]))
@@ -345,7 +368,8 @@ def to_training_data(
         data.interaction_ids = np.empty(0, dtype=np.int64)
         return data
     user_ids, user_map = _vocabulary(columns.user_vocab, columns.user_codes)
-    item_ids, item_map = _vocabulary(columns.item_vocab, columns.item_codes, items.keys())
+    # The mapping itself, not its keys view: a Catalog's view iterates in Python, the mapping in C.
+    item_ids, item_map = _vocabulary(columns.item_vocab, columns.item_codes, items)
     sessions = np.asarray([*columns.session_vocab.tolist(), None], dtype=object)
     return TrainingData(
         user_ids=user_ids,
@@ -373,7 +397,7 @@ def _vocabulary(vocab: np.ndarray, codes: np.ndarray, extra: Iterable[str] = ())
     was placed before each (at 250,000 shoppers sorting the whole vocabulary, and looking every
     value up in the result, took a quarter of an UPDATE's read). The extras missing from it are
     placed the same way (np.unique over both together costs several times more)."""
-    vocab = vocab.astype(str)
+    vocab = vocab.astype(str, copy=False)
     used = np.bincount(codes, minlength=len(vocab)) > 0 if len(codes) else np.zeros(len(vocab), dtype=bool)
     head_length = _sorted_prefix(vocab)
     head = np.flatnonzero(used[:head_length])
@@ -383,7 +407,7 @@ def _vocabulary(vocab: np.ndarray, codes: np.ndarray, extra: Iterable[str] = ())
     ordered, at = _inserted(vocab[head], vocab[tail])
     head_at = _moved(np.arange(len(head)), at)
     tail_at = at + np.arange(len(tail))
-    more = _sorted_unique(np.fromiter(extra, dtype=object).astype(str))
+    more = _sorted_unique(np.array(list(extra), dtype=str).reshape(-1))
     if len(more) and not (len(more) == len(ordered) and np.array_equal(more, ordered)):
         at = np.searchsorted(ordered, more)
         present = ordered[np.minimum(at, len(ordered) - 1)] == more if len(ordered) else np.zeros(len(more), bool)
@@ -423,6 +447,8 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
     """np.unique for strings, through a stable sort: the catalog's ids usually arrive sorted (the
     store's index order), where np.unique took 0.2 s over 200,000 ids and this takes 5 ms."""
     if len(values) < 2:
+        return values
+    if np.all(values[1:] > values[:-1]):  # sorted and distinct already: no sorted copy to make
         return values
     ordered = np.sort(values, kind="stable")
     keep = np.empty(len(ordered), dtype=bool)

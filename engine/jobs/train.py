@@ -19,6 +19,7 @@ from engine.recipes.catalog import Catalog
 from engine.recipes.implicit_backend import progress_bars
 from engine.records import Item
 from engine.storage import SolutionVersionInfo, Store
+from engine.storage.columns import InteractionColumns
 from engine.storage.contexts import contextual_fields, interaction_contexts
 from engine.storage.db import in_memory
 
@@ -48,18 +49,23 @@ def load_training_data(
     # training data (leaving the block waits for both).
     with ThreadPoolExecutor(2, thread_name_prefix="training-read") as side:
         whole = side.submit(store.items, dataset_group) if beside else None
-        columns = read_interactions(store, dataset_group, None if contextual else snapshot_dir, writer=side)
-        contexts = interaction_contexts(store, dataset_group) if contextual else None
-        if whole is not None:
-            items: Mapping[str, Item] = whole.result()
-        else:
-            items = store.items(dataset_group) if whole_catalog else training_catalog(store, dataset_group)
-        return to_training_data(
-            columns,
-            items,
-            store.users(dataset_group),
-            contexts if contexts is not None and len(contexts) == len(columns) else None,
-        )
+
+        def training_data(columns: InteractionColumns) -> TrainingData:
+            # Made while the snapshot's row count is still being checked (engine.jobs.snapshot).
+            contexts = interaction_contexts(store, dataset_group) if contextual else None
+            if whole is not None:
+                items: Mapping[str, Item] = whole.result()
+            else:
+                items = store.items(dataset_group) if whole_catalog else training_catalog(store, dataset_group)
+            return to_training_data(
+                columns,
+                items,
+                store.users(dataset_group),
+                contexts if contexts is not None and len(contexts) == len(columns) else None,
+            )
+
+        directory = None if contextual else snapshot_dir
+        return read_interactions(store, dataset_group, directory, writer=side, then=training_data)
 
 
 #: Ids per query when a training reads some of the catalog's entries (bound parameters per statement).

@@ -342,8 +342,9 @@ def _symmetric_top(forward: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
 
 
-#: Cells (8 bytes each) of the table one step of :func:`_keep_top` selects in.
-TOP_TABLE_CELLS = 1 << 20
+#: Cells (8 bytes each) of the table one step of :func:`_keep_top` selects in (a megabyte: the
+#: tables, and the keys beside them, are reused memory rather than new, and mostly in cache).
+TOP_TABLE_CELLS = 1 << 17
 
 
 def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -372,12 +373,14 @@ def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
                 rows = group[start : start + step]
                 sizes = counts[rows]
                 at = _ranges(matrix.indptr[rows], sizes)
-                key = _descending_bits(matrix.data[at]).astype(np.uint64) << column_bits
+                key = _descending_bits(matrix.data[at]).astype(np.uint64)
+                key <<= column_bits
                 key |= matrix.indices[at].astype(np.uint64)
                 table = np.full((len(rows), width), np.iinfo(np.uint64).max, dtype=np.uint64)
-                firsts = np.cumsum(sizes) - sizes
-                table[np.repeat(np.arange(len(rows)), sizes), np.arange(len(at)) - np.repeat(firsts, sizes)] = key
-                kth = np.partition(table, k - 1, axis=1)[:, k - 1]
+                # Each row's keys at the start of its table row (flat positions: one index array).
+                table.reshape(-1)[_ranges(np.arange(len(rows), dtype=np.int64) * width, sizes)] = key
+                table.partition(k - 1, axis=1)  # in place: a copy would be as large again
+                kth = table[:, k - 1]
                 keep[at] = key <= np.repeat(kth, sizes)
     indptr = np.concatenate([[0], np.cumsum(np.minimum(counts, k))])
     if len(long_rows) == 0:
@@ -400,11 +403,11 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def _descending_bits(values: np.ndarray) -> np.ndarray:
-    """float32 values as non-negative int64 below 2**32 whose ascending order is the values'
-    descending order (the IEEE bit pattern, made monotone over the sign, then inverted)."""
+    """float32 values as non-negative integers below 2**32 (uint32 or int64) whose ascending order is
+    the values' descending order (the IEEE bit pattern, made monotone over the sign, then inverted)."""
     values = np.ascontiguousarray(values, dtype=np.float32)
     bits = values.view(np.uint32)
     if len(values) and values.min() >= 0:  # the usual case (similarities, counts): one pass
-        return np.int64(0xFFFFFFFF) - bits
+        return ~bits  # 0xFFFFFFFF - bits, in 32 bits (widened by the caller)
     ascending = np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000))
     return (np.uint32(0xFFFFFFFF) - ascending).astype(np.int64)

@@ -319,6 +319,15 @@ class _Carried:
 
     def __init__(self, matrix: sp.csr_matrix, old_to_new: np.ndarray, n: int) -> None:
         self.matrix, self.old_to_new = _in_order(matrix, old_to_new)
+        # Checked once: the gathers through its column numbers then need no check of their own
+        # (np.take's checking mode copies each piece it gathers into). Each row's columns ascend
+        # (_in_order), so its first and last are its smallest and largest.
+        indptr, columns = self.matrix.indptr, self.matrix.indices
+        filled = np.flatnonzero(np.diff(indptr))
+        if len(filled) and (
+            int(columns[indptr[filled]].min()) < 0 or int(columns[indptr[filled + 1] - 1].max()) >= self.matrix.shape[1]
+        ):
+            raise ValueError("the previous matrix has column numbers out of range")
         self.n = n
         self.counts = np.zeros(n, dtype=np.int64)
         self.counts[self.old_to_new] = np.diff(self.matrix.indptr)
@@ -348,10 +357,37 @@ class _Carried:
 
 
 #: Entries of a spliced matrix laid out at a time (as it is written to the artifact, or checked).
-SPLICE_BLOCK = 1 << 20
+SPLICE_BLOCK = 1 << 18
 #: Carried entries in rows and columns whose factor is at least this are checked against the floor
 #: by their stored value alone: only a value under ``floor / SURE_FACTOR**2`` can fall under it.
 SURE_FACTOR = 0.5
+
+
+#: Entries gathered at a time while a block is laid out (their temporaries stay in the processor's cache).
+GATHER_CHUNK = 1 << 16
+
+
+class _Room:
+    """Buffers a spliced matrix's blocks are laid out in, one after another (grown when a block
+    needs more): new memory for every block costs more than the work on it (first touch)."""
+
+    def __init__(self) -> None:
+        self._scratch: dict[np.dtype, np.ndarray] = {}
+        self._out: dict[np.dtype, np.ndarray] = {}
+
+    @staticmethod
+    def _get(buffers: dict, kind, size: int) -> np.ndarray:
+        kind = np.dtype(kind)
+        buffer = buffers.get(kind)
+        if buffer is None or len(buffer) < size:
+            buffer = buffers[kind] = np.empty(size, dtype=kind)
+        return buffer[:size]
+
+    def scratch(self, kind, size: int) -> np.ndarray:
+        return self._get(self._scratch, kind, size)
+
+    def out(self, kind, size: int) -> np.ndarray:
+        return self._get(self._out, kind, size)
 
 
 class _Spliced:
@@ -395,6 +431,8 @@ class _Spliced:
         self.factor = None if factor is None else np.asarray(factor, dtype=np.float32)
         # Each old column's factor, by its old number.
         self.old_column_factor = None if factor is None else self.factor[old.old_to_new]
+        # Carried rows whose own factor is not 1 (their values are multiplied by it).
+        self.row_scaled = None if factor is None else self.carried & (self.factor != 1)
         self.floor, self.inclusive = floor, inclusive
         self.blocks = self._row_blocks()
         self.dropped = self._dropped()
@@ -428,17 +466,26 @@ class _Spliced:
         old, factor = self.old, self.factor
         found = []
         if factor is not None:
-            sure_row = factor >= SURE_FACTOR
-            sure_column = (factor if self.table is None else factor[old.old_to_new]) >= SURE_FACTOR
+            # Only carried rows matter (the replaced ones are checked below), usually all sure.
+            unsure_row = self.carried & (factor < SURE_FACTOR)
+            unsure_column = (factor if self.table is None else factor[old.old_to_new]) < SURE_FACTOR
             threshold = self.floor / SURE_FACTOR**2 * (1 + 1e-4)
+            flags = np.empty(GATHER_CHUNK, dtype=bool)
         for lo, hi in self.blocks:
             start, stop = self._old_span(lo, hi)
             stored = self.old_data[start:stop]
             if factor is None:
                 maybe = np.flatnonzero(self._under(stored))
             else:
-                doubt = (stored <= threshold) | ~sure_column[old.matrix.indices[start:stop]]
-                doubt |= np.repeat(~sure_row[lo:hi], old.counts[lo:hi])
+                doubt = stored <= threshold
+                if unsure_column.any():  # gathered a cache-sized piece at a time
+                    columns = old.matrix.indices[start:stop]
+                    for s in range(0, len(doubt), GATHER_CHUNK):
+                        e = min(s + GATHER_CHUNK, len(doubt))
+                        np.take(unsure_column, columns[s:e], out=flags[: e - s], mode="clip")
+                        doubt[s:e] |= flags[: e - s]
+                if unsure_row[lo:hi].any():
+                    doubt |= np.repeat(unsure_row[lo:hi], old.counts[lo:hi])
                 maybe = np.flatnonzero(doubt)
             if not len(maybe):
                 continue
@@ -458,22 +505,24 @@ class _Spliced:
             found.append(self.firsts[self.rows[i]] + (replaced - self.replacement.indptr[i]))
         return np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
 
-    def _block(self, lo: int, hi: int, values: bool) -> np.ndarray:
+    def _block(self, lo: int, hi: int, values: bool, room: _Room | None = None) -> np.ndarray:
         """Rows ``lo``..``hi`` (exclusive): their columns, or (``values``) their values, the floor
         applied. The old entries of those rows are renumbered (or rescaled) in one pass, then the
-        runs between the replaced rows and the replaced rows are joined."""
+        runs between the replaced rows and the replaced rows are joined. With ``room`` the block
+        is laid out in its buffers (the one before it is overwritten), else in new memory."""
         old = self.old
         start, stop = self._old_span(lo, hi)
         if values:
             part = self.old_data[start:stop]
             if self.factor is not None:  # row factor first, then column factor, as float32
-                part = part * np.repeat(self.factor[lo:hi], old.counts[lo:hi])
-                part *= self.old_column_factor[old.matrix.indices[start:stop]]
+                part = self._rescaled(part, lo, hi, start, stop, room)
             replaced = self.replaced_data
         else:
             part = old.matrix.indices[start:stop]
             if self.table is not None:
-                part = np.take(self.table, part)
+                renumbered = room.scratch(self.index, len(part)) if room else np.empty(len(part), self.index)
+                _gather(self.table, part, renumbered, GATHER_CHUNK)
+                part = renumbered
             replaced = self.replacement.indices
         a, b = np.searchsorted(self.rows, [lo, hi]).tolist()
         if a == b:
@@ -487,7 +536,9 @@ class _Spliced:
             for i in range(b - a):
                 following = cut_from[i + 1] if i + 1 < b - a else len(part)
                 pieces += (replaced[at[i] : at[i + 1]], part[cut_to[i] : following])
-            out = np.concatenate(pieces)
+            kind = np.float32 if values else self.index
+            size = int(self.firsts[hi - 1] + self.counts[hi - 1] - self.firsts[lo])
+            out = np.concatenate(pieces, out=room.out(kind, size) if room else np.empty(size, kind))
         out = out.astype(np.float32 if values else self.index, copy=False)
         if len(self.dropped):
             base = int(self.firsts[lo])
@@ -496,16 +547,37 @@ class _Spliced:
                 out = np.delete(out, self.dropped[i:j] - base)
         return out
 
-    def _all(self, values: bool) -> Iterator[np.ndarray]:
+    def _rescaled(self, part: np.ndarray, lo: int, hi: int, start: int, stop: int, room: _Room | None) -> np.ndarray:
+        """The old values of rows ``lo``..``hi`` (``part``, at ``start``..``stop`` in the old
+        arrays) times their row's factor, then their column's. The row factor is skipped where
+        every carried row of the block has a factor of exactly 1 (the usual case: the rows whose
+        norm changed are recomputed), which leaves every value as it was (x * 1 is x in float32)."""
+        old = self.old
+        scaled = room.scratch(np.float32, len(part)) if room else np.empty(len(part), np.float32)
+        if self.row_scaled[lo:hi].any():
+            np.multiply(part, np.repeat(self.factor[lo:hi], old.counts[lo:hi]), out=scaled)
+            part = scaled
+        columns = old.matrix.indices[start:stop]
+        factors = np.empty(min(GATHER_CHUNK, len(part)), dtype=np.float32)
+        for s in range(0, len(part), GATHER_CHUNK):
+            e = min(s + GATHER_CHUNK, len(part))
+            np.take(self.old_column_factor, columns[s:e], out=factors[: e - s], mode="clip")
+            np.multiply(part[s:e], factors[: e - s], out=scaled[s:e])
+        return scaled
+
+    def _all(self, values: bool, reuse: bool = False) -> Iterator[np.ndarray]:
+        """Every block in order; ``reuse``: each laid out in the same buffers (a consumer that is
+        done with a block before it asks for the next: writing the artifact)."""
+        room = _Room() if reuse else None
         for lo, hi in self.blocks:
-            yield self._block(lo, hi, values)
+            yield self._block(lo, hi, values, room)
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray | Streamed]:
         """The artifact's arrays for this matrix (as :func:`~engine.recipes.sparse_io.sparse_arrays`
         names them), its entries written a block at a time."""
         return {
-            f"{prefix}_data": Streamed(np.dtype(np.float32), self.nnz, lambda: self._all(True)),
-            f"{prefix}_indices": Streamed(np.dtype(self.index), self.nnz, lambda: self._all(False)),
+            f"{prefix}_data": Streamed(np.dtype(np.float32), self.nnz, lambda: self._all(True, reuse=True)),
+            f"{prefix}_indices": Streamed(np.dtype(self.index), self.nnz, lambda: self._all(False, reuse=True)),
             f"{prefix}_indptr": self.indptr,
             f"{prefix}_shape": np.array(self.shape, dtype=np.int64),
         }
@@ -520,7 +592,8 @@ class _Spliced:
 def _gather(table: np.ndarray, at: np.ndarray, out: np.ndarray, block: int = 1 << 20) -> None:
     """``out[:] = table[at]`` a block at a time: ``np.take`` turns its indices into a temporary
     of pointer-sized integers, which for a whole matrix is a fresh allocation whose first touch
-    (page faults) cost more than the gather in a training process."""
+    (page faults) cost more than the gather in a training process. ``at`` lies in ``table``
+    (:class:`_Carried` checks the column numbers it is used on)."""
     for start in range(0, len(at), block):
         np.take(table, at[start : start + block], out=out[start : start + block], mode="clip")
 

@@ -184,6 +184,27 @@ def test_rows_deleted_behind_the_stores_back_are_noticed(store, tmp_path, reads)
     assert reads[-1] == 0 and reads[:-1] in ([], [int(reference(store).interaction_ids.max())])
 
 
+def test_what_is_made_before_the_count_decides_is_made_again_from_a_full_read(store, tmp_path):
+    fill(store)
+    directory = snapshot_directory(tmp_path, GROUP)
+    read_interactions(store, GROUP, directory)
+    made = []
+
+    def then(columns):
+        made.append(len(columns))
+        return len(made), columns
+
+    first, columns = read_interactions(store, GROUP, directory, then=then)
+    assert first == 1 and made == [len(columns)]  # the snapshot was good: made once
+    with store.session() as s, s.begin():
+        s.execute(t.InteractionRow.__table__.delete().where(t.InteractionRow.user_id == "u2"))
+    made.clear()
+    second, columns = read_interactions(store, GROUP, directory, then=then)
+    # Made from the snapshot's rows while they were counted, then from the full read that follows.
+    assert second == 2 and made == [made[0], len(columns)] and made[0] > len(columns)
+    assert columns.ids.tolist() == reference(store).interaction_ids.tolist()
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
 def test_a_damaged_snapshot_is_ignored(store, tmp_path, reads, damage):
     fill(store)
@@ -435,3 +456,17 @@ def test_vocabularies_from_a_sorted_head_and_a_tail_are_what_a_full_sort_gives(s
     expected = np.unique(np.concatenate([vocab[codes], np.array(extra, dtype=str)]))
     assert ordered.tolist() == expected.tolist()
     assert ordered[remap[codes]].tolist() == vocab[codes].tolist()
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 1000])
+def test_the_time_order_check_a_block_at_a_time_sees_every_pair(monkeypatch, rows):
+    from engine.jobs import snapshot
+
+    monkeypatch.setattr(snapshot, "BLOCK_ROWS", rows)
+    ids, stamps = np.arange(1, 9), np.array([1, 2, 2, 3, 5, 5, 8, 9], dtype=np.float64)
+    assert snapshot._in_time_order(stamped_columns(ids, stamps))
+    for i in range(len(ids) - 1):  # each neighbouring pair out of order, wherever the blocks end
+        swapped = np.arange(len(ids))
+        swapped[[i, i + 1]] = swapped[[i + 1, i]]
+        columns = stamped_columns(ids[swapped], stamps[swapped])
+        assert snapshot._in_time_order(columns) == columns.in_time_order()

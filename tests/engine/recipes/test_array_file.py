@@ -7,7 +7,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from engine.recipes.array_file import ALIGN, read_arrays, write_arrays
+from engine.recipes import array_file
+from engine.recipes.array_file import ALIGN, Streamed, read_arrays, write_arrays
 
 ARRAYS = {
     "__header__": np.array('{"recipe": "x"}'),
@@ -107,3 +108,56 @@ def test_a_member_shorter_than_its_header_says_is_refused(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError):
         read_arrays(path)
+
+
+def streamed(values: np.ndarray, size: int) -> Streamed:
+    """``values`` in blocks of ``size``, each laid out in one reused buffer (as a sims UPDATE's are)."""
+
+    def blocks():
+        buffer = np.empty(size, dtype=values.dtype)
+        yield values[:0]  # an empty block is allowed
+        for lo in range(0, len(values), size):
+            part = buffer[: len(values[lo : lo + size])]
+            part[:] = values[lo : lo + size]
+            yield part
+
+    return Streamed(values.dtype, len(values), blocks)
+
+
+def test_streamed_members_are_filled_in_beside_each_other_and_read_like_any_other(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    big = rng.random(300_001).astype(np.float32)
+    ints = rng.integers(-(2**40), 2**40, 70_003)
+    arrays = {
+        "__header__": np.array('{"recipe": "x"}'),
+        "big": streamed(big, 65_536),
+        "plain": np.arange(11, dtype=np.int16),
+        "ints": streamed(ints, 1_000),
+        "none": streamed(np.empty(0, dtype=np.int32), 8),
+        "after": np.array(["a", "bb"]),
+    }
+    expected = {"big": big, "plain": np.arange(11, dtype=np.int16), "ints": ints, "after": np.array(["a", "bb"])}
+    path = write_arrays(tmp_path / "a.npz", arrays)
+    loaded = read_arrays(path)
+    assert list(loaded) == list(arrays) and loaded["none"].shape == (0,)
+    assert all(same(loaded[k], v) for k, v in expected.items())
+    with np.load(path, allow_pickle=False) as npz:  # every member's CRC-32 checked
+        assert all(same(npz[k], v) for k, v in expected.items())
+    with zipfile.ZipFile(path) as zf:
+        assert zf.testzip() is None
+    for name in ("big", "ints"):
+        data = path.read_bytes()
+        assert data.index(loaded[name].tobytes()) % ALIGN == 0
+    # Where the zip writer is not the one expected, each block goes through it: the same file.
+    monkeypatch.setattr(array_file, "_raw_member", lambda member: False)
+    again = write_arrays(tmp_path / "b.npz", arrays)
+    assert again.read_bytes() == path.read_bytes()
+
+
+@pytest.mark.parametrize("length", [299_999, 300_002])
+def test_a_streamed_member_of_the_wrong_length_leaves_no_file(tmp_path, length):
+    values = np.arange(300_000, dtype=np.float64)
+    wrong = Streamed(values.dtype, length, streamed(values, 4_096).blocks)
+    with pytest.raises(ValueError):
+        write_arrays(tmp_path / "a.npz", {"x": np.arange(3), "y": wrong, "z": streamed(values, 512)})
+    assert not list(tmp_path.iterdir())

@@ -1,6 +1,7 @@
 """sims UPDATE (only what the new events touch is recomputed) and the large-data fit path."""
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from engine.recipes import Query, TrainingData
@@ -211,3 +212,12 @@ def test_an_update_keeps_the_norms_a_refit_would_have(tmp_path, monkeypatch):
     expected = refit(data, previous).norms
     np.testing.assert_array_equal(model.norms, expected)
     np.testing.assert_array_equal(Sims.load(model.save(tmp_path / "m.npz")).norms, expected)
+
+
+def test_a_previous_matrix_with_columns_out_of_range_is_refused(monkeypatch):
+    previous, data = grown_clusters()
+    damaged = previous.similarity.copy()
+    damaged.indices[-1] = damaged.shape[1]  # a column past the last item
+    previous.similarity = damaged
+    with pytest.raises(ValueError, match="out of range"):
+        updated(previous, data, monkeypatch)
