@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
+from functools import cached_property
 
 from engine.records import Item
 
@@ -29,10 +30,15 @@ class Catalog(Mapping[str, Item]):
 
     def __init__(self, ids: Sequence[str], load_all: Loader, load_some: SubsetLoader | None = None) -> None:
         self._ids = list(ids)
-        self._id_set = frozenset(self._ids)
         self._load_all, self._load_some = load_all, load_some
         self._entries: dict[str, Item] | None = None
         self._lock = threading.Lock()
+
+    @cached_property
+    def _id_set(self) -> frozenset[str]:
+        # Built on the first lookup: a training that only lists the ids (sims) never needs it, and
+        # hashing 100,000 ids is a tenth of a small UPDATE's read.
+        return frozenset(self._ids)
 
     @property
     def loaded(self) -> bool:
