@@ -3,7 +3,8 @@
 Training reads every interaction of a group (a million rows and more); a Python object per value,
 or the database's sort through the time index (a random row lookup per event), cost more than the
 model fit. So the read scans the table in primary-key order, turns strings into integer codes as it
-goes (a dict per column, no sort of a million strings), and leaves ordering by time to numpy.
+goes (a dict per column, no sort of a million strings; on SQLite numpy over the bytes of each block,
+engine.storage.encoding), and leaves ordering by time to numpy.
 
 On SQLite one aggregate per block of ids hands each text column over as a single string
 (``group_concat``), split in C; the order of the values is checked against the ids read in the
@@ -24,6 +25,7 @@ from sqlalchemy import Engine, select, text
 
 from engine.sorting import stable_order
 from engine.storage import tables as t
+from engine.storage.encoding import TokenCodes
 
 #: How many ids one block of the SQLite read covers (bounds the strings it builds). Several blocks
 #: let the next block's query run while this one is decoded: at 1M events, 250k-id blocks read in
@@ -37,6 +39,8 @@ _SEP = "\x1f"
 #: The per-row columns of :class:`InteractionColumns`, and its vocabularies.
 _ROW_COLUMNS = ("ids", "user_codes", "item_codes", "type_codes", "event_values", "timestamps", "session_codes")
 _VOCABULARY_COLUMNS = ("user_vocab", "item_vocab", "type_vocab", "session_vocab")
+#: The columns the SQLite read codes from bytes with numpy (in the order its aggregate gives them).
+_TOKEN_COLUMNS = ("user", "item", "type")
 
 
 @dataclass
@@ -94,8 +98,10 @@ class InteractionColumns:
             return self._rows(order)
         reordered = {}
         for name in _ROW_COLUMNS:
-            reordered[name] = getattr(self, name)[order]
-            setattr(self, name, reordered[name][:0])
+            column = getattr(self, name)
+            # A column of one value (no sessions, no event values: the usual case) is its own reorder.
+            reordered[name] = column if _one_value(column) else column[order]
+            setattr(self, name, column[:0])
         vocabularies = {name: getattr(self, name) for name in _VOCABULARY_COLUMNS}
         return InteractionColumns(**reordered, **vocabularies)
 
@@ -170,6 +176,13 @@ class InteractionColumns:
         )
 
 
+def _one_value(column: np.ndarray) -> bool:
+    """Whether every entry of ``column`` has the same bits (so that any order of it is itself: -0.0
+    and 0.0, or two NaNs, differ)."""
+    bits = column.view(f"u{column.itemsize}") if column.dtype.kind in "iuf" else column
+    return len(bits) == 0 or bool(np.all(bits == bits[0]))
+
+
 def _merge_vocabulary(vocab: np.ndarray, more: np.ndarray, more_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``vocab`` extended with ``more``'s values it lacks, and ``more_codes`` as codes into it.
 
@@ -218,9 +231,10 @@ class _Codes:
         return list(self._first), dense[positions]
 
 
-def _build(ids, users, items, types, values, stamps, sessions, codes: dict[str, _Codes]) -> InteractionColumns:
-    """Columns from per-block positions (``_Codes.encode``), sorted by id. Each list of blocks is
-    emptied once joined, so that the blocks and the whole columns are not all held at once."""
+def _build(ids, users, items, types, values, stamps, sessions, codes: dict[str, Any]) -> InteractionColumns:
+    """Columns from per-block codes (``_Codes.encode``'s positions, or :class:`TokenCodes`' dense
+    codes), sorted by id. Each list of blocks is emptied once joined, so that the blocks and the
+    whole columns are not all held at once."""
     ids = _joined_blocks(ids) if ids else np.empty(0, dtype=np.int64)
     if not len(ids):
         return InteractionColumns.empty()
@@ -231,7 +245,7 @@ def _build(ids, users, items, types, values, stamps, sessions, codes: dict[str, 
 
     def column(name: str, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         vocab, dense = codes[name].finish(_joined_blocks(parts))
-        return np.array(vocab, dtype=str), ordered(dense)
+        return np.asarray(vocab, dtype=str), ordered(dense)
 
     session_vocab, session_codes = codes["session"].finish(_joined_blocks(sessions))
     # Sessions arrive as '+id' or '-' (none): a None-free vocabulary that .npy files can hold.
@@ -251,7 +265,7 @@ def _build(ids, users, items, types, values, stamps, sessions, codes: dict[str, 
 
 def _joined_blocks(parts: list[np.ndarray]) -> np.ndarray:
     """The blocks as one array; the list is emptied (its blocks freed once nothing else holds them)."""
-    joined = np.concatenate(parts)
+    joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
     parts.clear()
     return joined
 
@@ -281,6 +295,8 @@ def read_sqlite(engine: Engine, group_id: int, excluded: Sequence[str], after_id
 
 
 def _sqlite_blocks(db: Any, group_id: int, excluded: tuple[str, ...], after_id: int) -> InteractionColumns | None:
+    if db.execute("PRAGMA encoding").fetchone()[0] != "UTF-8":
+        return None  # the strings come over as their stored bytes, which are then not UTF-8
     top = db.execute("SELECT max(id) FROM interactions").fetchone()[0] or 0
     not_in = ", ".join("?" * len(excluded))
     # NOT INDEXED: a scan of the table in rowid order, not a lookup per row through a time index.
@@ -289,11 +305,12 @@ def _sqlite_blocks(db: Any, group_id: int, excluded: tuple[str, ...], after_id: 
     )
     aggregate = (
         "SELECT count(*), count(event_value), count(session_id), total(timestamp <> CAST(timestamp AS INTEGER)),"
-        " group_concat(id, ' '), group_concat(user_id, char(31)), group_concat(item_id, char(31)),"
-        " group_concat(event_type, char(31)), group_concat(CAST(timestamp AS INTEGER), ' ') " + where
+        " group_concat(id, ' '), CAST(group_concat(user_id, char(31)) AS BLOB),"
+        " CAST(group_concat(item_id, char(31)) AS BLOB), CAST(group_concat(event_type, char(31)) AS BLOB),"
+        " group_concat(CAST(timestamp AS INTEGER), ' ') " + where
     )
-    codes = _new_codes()
-    ids, users, items, types, values, stamps, sessions = [], [], [], [], [], [], []
+    codes: dict[str, Any] = {**_new_codes(), **{name: TokenCodes() for name in _TOKEN_COLUMNS}}
+    columns: list[_Filled] = []  # ids, users, items, types, stamps, values, sessions
     bounds = [(low, min(top, low + SQLITE_BLOCK_IDS)) for low in range(after_id, top, SQLITE_BLOCK_IDS)]
 
     def aggregated(block: int) -> tuple:
@@ -314,12 +331,42 @@ def _sqlite_blocks(db: Any, group_id: int, excluded: tuple[str, ...], after_id: 
                 return None
             if decoded is False:
                 continue
-            for out, part in zip((ids, users, items, types, stamps, values, sessions), decoded, strict=True):
-                out.append(part)
+            if not columns:  # sized from the first block's share of its ids: no join of blocks at the end
+                rows = int(len(decoded[0]) * (top - after_id) / (high - low) * 1.05) + 1024
+                columns = [_Filled(part.dtype, min(rows, top - after_id)) for part in decoded]
+            for column, part in zip(columns, decoded, strict=True):
+                column.add(part)
+    if not columns:
+        return InteractionColumns.empty()
+    ids, users, items, types, stamps, values, sessions = (column.filled() for column in columns)
     return _build(ids, users, items, types, values, stamps, sessions, codes)
 
 
-def _decode_block(db: Any, where: str, args: tuple, row: tuple, codes: dict[str, _Codes]) -> tuple | bool | None:
+class _Filled:
+    """A column written block by block into one array sized up front (grown if it runs out), as the
+    blocks are decoded: joining the blocks after the last one was a serial half second at 5 million
+    events (fresh memory), where the decode runs beside the next block's query."""
+
+    def __init__(self, dtype: np.dtype, capacity: int) -> None:
+        self._array = np.empty(capacity, dtype=dtype)
+        self._n = 0
+
+    def add(self, block: np.ndarray) -> None:
+        end = self._n + len(block)
+        if end > len(self._array):
+            grown = np.empty(max(end, 2 * len(self._array)), dtype=self._array.dtype)
+            grown[: self._n] = self._array[: self._n]
+            self._array = grown
+        self._array[self._n : end] = block
+        self._n = end
+
+    def filled(self) -> list[np.ndarray]:
+        """The rows written, as the one block :func:`_build` takes (a view: room never written to
+        holds no memory)."""
+        return [self._array[: self._n]]
+
+
+def _decode_block(db: Any, where: str, args: tuple, row: tuple, codes: dict[str, Any]) -> tuple | bool | None:
     """One block's columns from its aggregate row: False for an empty block, None where a value or
     an order defeats the fast path."""
     n, n_values, n_sessions, fractional, *texts = row
@@ -328,8 +375,9 @@ def _decode_block(db: Any, where: str, args: tuple, row: tuple, codes: dict[str,
     block_ids = np.fromstring(texts[0], dtype=np.int64, sep=" ")
     if len(block_ids) != n or not np.all(block_ids[1:] > block_ids[:-1]):
         return None  # not in rowid order: nothing guarantees the columns line up with numeric reads
-    split = [text.split(_SEP) for text in texts[1:4]]
-    if any(len(s) != n for s in split):
+    # Strings as UTF-8 bytes (CAST AS BLOB: no str built), coded by numpy (engine.storage.encoding).
+    coded = [codes[name].encode(data, ord(_SEP), n) for name, data in zip(_TOKEN_COLUMNS, texts[1:4], strict=True)]
+    if any(c is None for c in coded):
         return None  # a separator inside a value
     if fractional:
         rows = db.execute("SELECT timestamp " + where + " ORDER BY id", args).fetchall()
@@ -352,9 +400,7 @@ def _decode_block(db: Any, where: str, args: tuple, row: tuple, codes: dict[str,
         return None
     return (
         block_ids,
-        codes["user"].encode(split[0]),
-        codes["item"].encode(split[1]),
-        codes["type"].encode(split[2]),
+        *coded,
         block_stamps,
         block_values,
         block_sessions,
