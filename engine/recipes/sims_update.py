@@ -40,6 +40,7 @@ refit's (:func:`_worth_updating`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -98,10 +99,17 @@ def update(model: Sims, previous: Sims, data: TrainingData) -> bool:
         model.norms = np.maximum(norms, 0.0)
     else:  # an artifact without them: the norms of the items concerned, from their events
         norms = _squared_norms(model, data, np.unique(after.indices))
-    model.similarity = _updated_similarity(previous.similarity, old_to_new, norms, after, before, k)
 
-    change = transitions_gained(data, mine, new[mine], window=hp["sequence_window"], decay=TRANSITION_DECAY)
-    model.sequence = _updated_sequence(previous.sequence, old_to_new, change, hp["neighbours"])
+    def sequence() -> _Spliced:
+        change = transitions_gained(data, mine, new[mine], window=hp["sequence_window"], decay=TRANSITION_DECAY)
+        return _updated_sequence(previous.sequence, old_to_new, change, hp["neighbours"])
+
+    # The transitions are updated in a thread while the cosines are (both mostly numpy and scipy
+    # work without the interpreter lock; neither reads what the other makes).
+    with ThreadPoolExecutor(1, thread_name_prefix="sims-sequence") as side:
+        updating = side.submit(sequence)
+        model.similarity = _updated_similarity(previous.similarity, old_to_new, norms, after, before, k)
+        model.sequence = updating.result()
 
     gained = np.bincount(data.item_index[fresh_at], weights=new_weights[new_weights > 0], minlength=n)
     model.popularity = carry(previous.popularity, old_to_new, n) + gained
