@@ -6,10 +6,11 @@ model fit. So the read scans the table in primary-key order, turns strings into 
 goes (a dict per column, no sort of a million strings; on SQLite numpy over the bytes of each block,
 engine.storage.encoding), and leaves ordering by time to numpy.
 
-On SQLite one aggregate per block of ids hands each text column over as a single string
-(``group_concat``), split in C; the order of the values is checked against the ids read in the
-same statement, and anything unexpected (a separator inside a value, an order SQLite did not keep)
-falls back to plain rows. PostgreSQL does the same with ``string_agg``.
+On SQLite one aggregate per block of ids hands each text column over as one byte string
+(``group_concat`` cast to a blob), split and coded by numpy; the order of the values is checked
+against the ids read in the same statement, and anything unexpected (a separator inside a value, an
+order SQLite did not keep) falls back to plain rows. PostgreSQL does the same with ``string_agg``
+(its strings coded by a dict).
 """
 
 from __future__ import annotations
