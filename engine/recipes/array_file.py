@@ -25,7 +25,7 @@ import struct
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,8 +140,9 @@ def _reserve_streamed(f, zf: zipfile.ZipFile, name: str, streamed: Streamed) -> 
         return _Hole(name, info, streamed, start, size, member._crc)
 
 
-def _write_blocks(member, name: str, streamed: Streamed) -> None:
-    """The plain way: each block through the zip writer (which computes the CRC)."""
+def _raw_blocks(name: str, streamed: Streamed) -> Iterator[np.ndarray]:
+    """A streamed array's non-empty blocks as bytes, in order; an error once they hold more or
+    fewer values than it says (the file is then left unrenamed: a partial write)."""
     dtype, written = np.dtype(streamed.dtype), 0
     for block in streamed.blocks():
         block = np.ascontiguousarray(block, dtype=dtype).reshape(-1)
@@ -149,9 +150,15 @@ def _write_blocks(member, name: str, streamed: Streamed) -> None:
         if written > streamed.length:
             break
         if len(block):
-            member.write(block.view(np.uint8))
-    if written != streamed.length:  # the file is left unrenamed (a partial write)
+            yield block.view(np.uint8)
+    if written != streamed.length:
         raise ValueError(f"array {name!r}: its blocks hold {written} values, not {streamed.length}")
+
+
+def _write_blocks(member, name: str, streamed: Streamed) -> None:
+    """The plain way: each block through the zip writer (which computes the CRC)."""
+    for raw in _raw_blocks(name, streamed):
+        member.write(raw)
 
 
 def _fill(f, holes: list[_Hole]) -> None:
@@ -174,20 +181,11 @@ def _fill(f, holes: list[_Hole]) -> None:
 
 def _fill_hole(fd: int, hole: _Hole) -> int:
     """Write a hole's blocks where they go; its member's CRC-32."""
-    streamed = hole.streamed
-    dtype, at, crc, written = np.dtype(streamed.dtype), hole.start, hole.crc, 0
-    for block in streamed.blocks():
-        block = np.ascontiguousarray(block, dtype=dtype).reshape(-1)
-        written += len(block)
-        if written > streamed.length:
-            break
-        if len(block):
-            raw = block.view(np.uint8)
-            crc = zlib.crc32(raw, crc)
-            _write_at(fd, raw, at)
-            at += len(raw)
-    if written != streamed.length:  # the file is left unrenamed (a partial write)
-        raise ValueError(f"array {hole.name!r}: its blocks hold {written} values, not {streamed.length}")
+    at, crc = hole.start, hole.crc
+    for raw in _raw_blocks(hole.name, hole.streamed):
+        crc = zlib.crc32(raw, crc)
+        _write_at(fd, raw, at)
+        at += len(raw)
     return crc
 
 
