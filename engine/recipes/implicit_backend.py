@@ -91,16 +91,18 @@ def fit_als_with(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`fit_als` with a recipe's ``factors``, ``regularization``, ``alpha``, ``iterations``
     and ``random_state``; from an earlier model's item factors (an UPDATE) a third of the sweeps
-    (at least two) suffice."""
+    (at least two) suffice. The GPU fit starts from random factors whatever it is given, so it
+    runs every sweep."""
     hp = hyperparameters
+    warm = initial_item_factors is not None and not has_cuda()
     return fit_als(
         user_items,
         factors=hp["factors"],
         regularization=hp["regularization"],
         alpha=hp["alpha"],
-        iterations=hp["iterations"] if initial_item_factors is None else max(2, hp["iterations"] // 3),
+        iterations=max(2, hp["iterations"] // 3) if warm else hp["iterations"],
         random_state=hp["random_state"],
-        initial_item_factors=initial_item_factors,
+        initial_item_factors=initial_item_factors if warm else None,
     )
 
 
