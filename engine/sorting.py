@@ -38,3 +38,16 @@ def stable_order(values: np.ndarray) -> np.ndarray:
     keys.sort()
     keys &= (1 << bits) - 1
     return keys
+
+
+def sorted_search(ordered: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(ordered, values)`` (the left side) for sorted ``ordered``. Where ``values``
+    are sorted too, one stable sort of both merges them (it finds the two sorted runs) instead of a
+    binary search per value: for 100,000 ids, whose string comparisons are the cost, about half as
+    long."""
+    if len(values) < 2 or not bool(np.all(values[1:] >= values[:-1])):
+        return np.searchsorted(ordered, values)
+    # Values first: a value equal to an entry of ``ordered`` sorts before it, so what comes before
+    # a value is exactly the entries less than it.
+    merged = np.argsort(np.concatenate([values, ordered]), kind="stable")
+    return np.flatnonzero(merged < len(values)) - np.arange(len(values))

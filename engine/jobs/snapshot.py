@@ -42,6 +42,7 @@ from engine.recipes import TrainingData
 from engine.recipes.array_file import Streamed, read_arrays, write_arrays
 from engine.recipes.coded import CodedStrings
 from engine.records import Item, User
+from engine.sorting import sorted_search
 from engine.storage import Store
 from engine.storage.columns import InteractionColumns
 from engine.storage.db import in_memory
@@ -409,7 +410,7 @@ def _vocabulary(vocab: np.ndarray, codes: np.ndarray, extra: Iterable[str] = ())
     tail_at = at + np.arange(len(tail))
     more = _sorted_unique(np.array(list(extra), dtype=str).reshape(-1))
     if len(more) and not (len(more) == len(ordered) and np.array_equal(more, ordered)):
-        at = np.searchsorted(ordered, more)
+        at = sorted_search(ordered, more)
         present = ordered[np.minimum(at, len(ordered) - 1)] == more if len(ordered) else np.zeros(len(more), bool)
         ordered, at = _inserted(ordered, more[~present], at[~present])
         head_at, tail_at = _moved(head_at, at), _moved(tail_at, at)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from engine.sorting import sorted_search
+
 
 def vocabulary_map(old_ids: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
     """Per old item, its index in ``new_ids`` (-1: no longer there); vectorised, no Python loop."""
@@ -15,7 +17,7 @@ def vocabulary_map(old_ids: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
     ascending = bool(np.all(new_ids[1:] > new_ids[:-1]))
     order = np.arange(len(new_ids)) if ascending else np.argsort(new_ids, kind="stable")
     ordered = new_ids[order]
-    at = np.minimum(np.searchsorted(ordered, old_ids), len(ordered) - 1)
+    at = np.minimum(sorted_search(ordered, old_ids), len(ordered) - 1)
     return np.where(ordered[at] == old_ids, order[at], -1).astype(np.int64)
 
 

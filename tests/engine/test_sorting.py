@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engine import sorting
-from engine.sorting import stable_order
+from engine.sorting import sorted_search, stable_order
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,13 @@ def test_stable_order_builds_its_keys_a_block_at_a_time(monkeypatch):
     assert np.array_equal(stable_order(stamps), np.argsort(stamps, kind="stable"))
     stamps[321] += 0.25  # a fraction in a later block: the plain sort, from scratch
     assert np.array_equal(stable_order(stamps), np.argsort(stamps, kind="stable"))
+
+
+@pytest.mark.parametrize("sorted_values", [True, False])
+def test_sorted_search_is_numpys_left_searchsorted(sorted_values):
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        ordered = np.unique(rng.integers(0, 40, rng.integers(0, 25)).astype(str))
+        values = rng.integers(0, 50, rng.integers(0, 25)).astype(str)
+        values = np.sort(values) if sorted_values else values  # ties and values absent from ordered
+        assert np.array_equal(sorted_search(ordered, values), np.searchsorted(ordered, values))
