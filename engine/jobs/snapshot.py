@@ -44,7 +44,7 @@ from engine.recipes.coded import CodedStrings
 from engine.records import Item, User
 from engine.sorting import sorted_search
 from engine.storage import Store
-from engine.storage.columns import InteractionColumns
+from engine.storage.columns import InteractionColumns, merge_vocabulary
 from engine.storage.db import in_memory
 
 log = logging.getLogger(__name__)
@@ -244,35 +244,13 @@ def _appended(
         return None  # some later rows go between kept ones (or ids out of order): the general merge
     vocabularies, codes = {}, {}
     for column, vocab in _VOCABULARIES_ALL.items():
-        extended = _extended(getattr(kept, vocab), getattr(later, vocab), getattr(later, column))
+        extended = merge_vocabulary(getattr(kept, vocab), getattr(later, vocab), getattr(later, column))
         vocabularies[vocab], codes[column] = extended
     rows = {}
     for name in _ROW_ARRAYS:
         rows[name] = whole[name][: n + m]
         rows[name][n:] = codes[name] if name in codes else getattr(later, name)
     return InteractionColumns(**rows, **vocabularies)
-
-
-def _extended(vocab: np.ndarray, more: np.ndarray, more_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``vocab`` extended with ``more``'s values it lacks (at its end), and ``more_codes`` (-1:
-    none) as codes into it. A vocabulary the snapshot keeps sorted (:func:`_save`) is searched as
-    it is; another is sorted first."""
-    vocab = vocab.astype(str, copy=False)
-    more = more.astype(str, copy=False)
-    if not len(more):
-        return vocab, more_codes.astype(np.int32)
-    ascending = len(vocab) < 2 or bool(np.all(vocab[1:] > vocab[:-1]))
-    order = None if ascending else np.argsort(vocab, kind="stable")
-    ordered = vocab if order is None else vocab[order]
-    at = np.minimum(np.searchsorted(ordered, more), max(len(vocab) - 1, 0))
-    known = ordered[at] == more if len(vocab) else np.zeros(len(more), dtype=bool)
-    remap = np.empty(len(more), dtype=np.int64)
-    remap[known] = at[known] if order is None else order[at[known]]
-    fresh = ~known
-    remap[fresh] = len(vocab) + np.arange(int(fresh.sum()))
-    merged = np.concatenate([vocab, more[fresh]]) if fresh.any() else vocab
-    mapped = np.where(more_codes < 0, -1, remap[np.maximum(more_codes, 0)])
-    return merged, mapped.astype(np.int32)
 
 
 def _check(columns: InteractionColumns, meta: Mapping[str, Any]) -> None:
@@ -282,7 +260,7 @@ def _check(columns: InteractionColumns, meta: Mapping[str, Any]) -> None:
     for name in ("user_codes", "item_codes", "type_codes", "event_values", "timestamps", "session_codes"):
         if arrays[name].shape != (n,):
             raise ValueError(f"{name} holds {arrays[name].shape} values for {n} interactions")
-    if columns.ids.dtype != np.int64 or not _in_time_order(columns):
+    if columns.ids.dtype != np.int64 or not columns.in_time_order():
         raise ValueError("the rows are not int64 ids in time order")  # which also makes the ids distinct
     if meta.get("count") != n or meta.get("watermark") != (int(columns.ids.max()) if n else 0):
         raise ValueError("the header does not match the arrays")
@@ -293,20 +271,8 @@ def _check(columns: InteractionColumns, meta: Mapping[str, Any]) -> None:
         raise ValueError("session_codes out of range")
 
 
-#: Rows a check or a padded write handles at a time (its temporaries are reused, not new memory).
+#: Rows a padded write handles at a time (its temporaries are reused, not new memory).
 BLOCK_ROWS = 1 << 20
-
-
-def _in_time_order(columns: InteractionColumns) -> bool:
-    """:meth:`InteractionColumns.in_time_order`, a block of rows at a time: over the whole columns
-    at once its differences and masks were new memory (tens of megabytes) on every load."""
-    n, stamps, ids = len(columns), columns.timestamps, columns.ids
-    for lo in range(0, max(n - 1, 0), BLOCK_ROWS):
-        hi = min(n, lo + BLOCK_ROWS + 1)
-        step = np.diff(stamps[lo:hi])
-        if not (np.all(step >= 0) and np.all((step > 0) | (ids[lo + 1 : hi] > ids[lo : hi - 1]))):
-            return False
-    return True
 
 
 def _room(n: int) -> int:
@@ -362,7 +328,7 @@ def to_training_data(
     """What :meth:`TrainingData.from_columns` builds from the same events in time order (ties by
     id), without re-sorting a million id strings: only the vocabularies are sorted. Columns in time
     order already (as :func:`read_interactions` gives them) are used as they are."""
-    if not _in_time_order(columns):
+    if not columns.in_time_order():
         columns = columns.by_time()
     if not len(columns):
         data = TrainingData.from_columns([], [], [], [], items=items, users=users, session_ids=[])

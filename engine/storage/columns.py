@@ -40,6 +40,8 @@ _SEP = "\x1f"
 #: The per-row columns of :class:`InteractionColumns`, and its vocabularies.
 _ROW_COLUMNS = ("ids", "user_codes", "item_codes", "type_codes", "event_values", "timestamps", "session_codes")
 _VOCABULARY_COLUMNS = ("user_vocab", "item_vocab", "type_vocab", "session_vocab")
+#: Rows :meth:`InteractionColumns.in_time_order` checks at a time (its temporaries stay small).
+_CHECK_ROWS = 1 << 20
 #: The columns the SQLite read codes from bytes with numpy (in the order its aggregate gives them).
 _TOKEN_COLUMNS = ("user", "item", "type")
 
@@ -78,11 +80,16 @@ class InteractionColumns:
 
     # ----------------------------------------------------------------- time order
     def in_time_order(self) -> bool:
-        """True when the rows run by (timestamp, id): the order training uses."""
-        if len(self) < 2:
-            return True
-        step = np.diff(self.timestamps)
-        return bool(np.all(step >= 0) and np.all((step > 0) | (self.ids[1:] > self.ids[:-1])))
+        """True when the rows run by (timestamp, id): the order training uses. Checked a block of
+        rows at a time: over the whole columns at once its differences and masks were new memory
+        (tens of megabytes) on every snapshot load."""
+        n, stamps, ids = len(self), self.timestamps, self.ids
+        for lo in range(0, max(n - 1, 0), _CHECK_ROWS):
+            hi = min(n, lo + _CHECK_ROWS + 1)
+            step = np.diff(stamps[lo:hi])
+            if not (np.all(step >= 0) and np.all((step > 0) | (ids[lo + 1 : hi] > ids[lo : hi - 1]))):
+                return False
+        return True
 
     def by_time(self, *, consume: bool = False) -> InteractionColumns:
         """These rows ordered by (timestamp, id).
@@ -163,7 +170,7 @@ class InteractionColumns:
             return out
 
         def column(vocab: np.ndarray, codes: np.ndarray, more: np.ndarray, more_codes: np.ndarray):
-            vocab, mapped = _merge_vocabulary(vocab, more, more_codes)
+            vocab, mapped = merge_vocabulary(vocab, more, more_codes)
             return vocab, joined(codes, mapped)
 
         return InteractionColumns(
@@ -184,19 +191,22 @@ def _one_value(column: np.ndarray) -> bool:
     return len(bits) == 0 or bool(np.all(bits == bits[0]))
 
 
-def _merge_vocabulary(vocab: np.ndarray, more: np.ndarray, more_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``vocab`` extended with ``more``'s values it lacks, and ``more_codes`` as codes into it.
+def merge_vocabulary(vocab: np.ndarray, more: np.ndarray, more_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``vocab`` extended with ``more``'s values it lacks (at its end), and ``more_codes`` (-1:
+    none) as codes into it.
 
     Each vocabulary lists a value once: ``more``'s values are looked up in the sorted old
-    vocabulary (a dict over 100,000 items' ids cost more than the whole new read)."""
-    vocab, more = vocab.astype(str), more.astype(str)
-    order = np.argsort(vocab, kind="stable")
-    ordered = vocab[order]
+    vocabulary (a dict over 100,000 items' ids cost more than the whole new read); a vocabulary
+    that is sorted already (a training snapshot keeps its own sorted) is searched as it is."""
+    vocab, more = vocab.astype(str, copy=False), more.astype(str, copy=False)
+    ascending = len(vocab) < 2 or bool(np.all(vocab[1:] > vocab[:-1]))
+    order = None if ascending else np.argsort(vocab, kind="stable")
+    ordered = vocab if order is None else vocab[order]
     at = np.minimum(np.searchsorted(ordered, more), max(len(vocab) - 1, 0))
     known = ordered[at] == more if len(vocab) else np.zeros(len(more), dtype=bool)
     new = ~known
     remap = np.empty(len(more), dtype=np.int64)
-    remap[known] = order[at[known]]
+    remap[known] = at[known] if order is None else order[at[known]]
     remap[new] = len(vocab) + np.arange(int(new.sum()))
     merged = np.concatenate([vocab, more[new]]) if new.any() else vocab
     mapped = np.where(more_codes < 0, -1, remap[np.maximum(more_codes, 0)]) if len(more) else more_codes
