@@ -107,24 +107,23 @@ def fit_als_with(
 
 
 def float64_gram(rows: np.ndarray, block: int = 8192) -> np.ndarray:
-    """``rowsᵀ rows`` computed in float64 a block of rows at a time: a float64 copy of all the
-    rows at once is fresh memory whose first touch cost several times the product itself (0.15 s
-    against 0.03 s for 100,000 items' factors on these machines)."""
-    rows = np.asarray(rows)
-    out = np.zeros((rows.shape[1], rows.shape[1]))
-    for start in range(0, len(rows), block):
-        part = rows[start : start + block].astype(np.float64)
-        out += part.T @ part
-    return out
+    """``rowsᵀ rows`` with each block's product in float64 too, for the precision of a whole float64
+    product: blocks of a few thousand rows, as a float64 copy of all the rows at once is fresh memory whose
+    first touch cost several times the product itself (0.15 s against 0.03 s for 100,000 items'
+    factors on these machines)."""
+    return gram(rows, block=block, dtype=np.float64)
 
 
-def gram(rows: np.ndarray, block: int = 65_536) -> np.ndarray:
-    """``rowsᵀ rows`` (float64): each block's product in the rows' own precision (float32 is
-    several times faster), the blocks summed in float64."""
+def gram(rows: np.ndarray, block: int = 65_536, dtype: type | None = None) -> np.ndarray:
+    """``rowsᵀ rows`` (float64), a block of rows at a time, the blocks summed in float64. Each
+    block's product is in ``dtype`` (None: the rows' own precision; float32 is several times
+    faster than float64)."""
     rows = np.asarray(rows)
     out = np.zeros((rows.shape[1], rows.shape[1]))
     for start in range(0, len(rows), block):
         part = rows[start : start + block]
+        if dtype is not None:
+            part = part.astype(dtype, copy=False)
         out += part.T @ part
     return out
 
