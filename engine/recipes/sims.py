@@ -62,6 +62,26 @@ class SimsHyperparameters(Schema):
     random_state = fields.Integer(load_default=42)
 
 
+class _LaidOutWhenRead:
+    """A matrix attribute that may be set to a description with ``tocsr()`` (as an UPDATE leaves
+    it) and is laid out as a CSR matrix, once, when read; the value as set stays at ``_<name>``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj: object, owner: type | None = None):
+        if obj is None:
+            return self
+        value = getattr(obj, self.slot)
+        if not isinstance(value, sp.spmatrix | sp.sparray):
+            value = value.tocsr()
+            setattr(obj, self.slot, value)
+        return value
+
+    def __set__(self, obj: object, value) -> None:
+        setattr(obj, self.slot, value)
+
+
 class Sims(Recipe):
     name = "sims"
     recipe_type = "RELATED_ITEMS"
@@ -87,25 +107,8 @@ class Sims(Recipe):
     # An UPDATE leaves each matrix described rather than laid out (sims_update._Spliced: mostly the
     # previous version's arrays): saving writes it straight into the artifact, and it is laid out in
     # memory only where something reads it.
-    @property
-    def similarity(self) -> sp.csr_matrix:
-        if not isinstance(self._similarity, sp.spmatrix | sp.sparray):
-            self._similarity = self._similarity.tocsr()
-        return self._similarity
-
-    @similarity.setter
-    def similarity(self, matrix) -> None:
-        self._similarity = matrix
-
-    @property
-    def sequence(self) -> sp.csr_matrix:
-        if not isinstance(self._sequence, sp.spmatrix | sp.sparray):
-            self._sequence = self._sequence.tocsr()
-        return self._sequence
-
-    @sequence.setter
-    def sequence(self, matrix) -> None:
-        self._sequence = matrix
+    similarity = _LaidOutWhenRead()
+    sequence = _LaidOutWhenRead()
 
     def fit(self, data: TrainingData, *, previous: Self | None = None) -> Self:
         hp = self.hyperparameters
