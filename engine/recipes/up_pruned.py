@@ -46,6 +46,14 @@ ROW_MULTIPLE = 32
 SLACK = 1e-3
 
 
+def by_norm(factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The items in descending order of their factors' norm (ties by index), and those norms
+    (float64) in that order: the order a norm bound scores them in."""
+    norms = np.sqrt(np.einsum("ij,ij->i", factors, factors, dtype=np.float64))
+    order = np.argsort(-norms, kind="stable")
+    return order, norms[order]
+
+
 @dataclass(frozen=True)
 class Pruning:
     """Per model: the items in descending order of their factors' norm, and what is always scored."""
@@ -69,8 +77,7 @@ class Pruning:
         total = len(factors) if factors.ndim == 2 else 0
         if total < max(MIN_ITEMS, 2 * ROW_MULTIPLE):
             return None
-        norms = np.sqrt(np.einsum("ij,ij->i", factors, factors, dtype=np.float64))
-        order = np.argsort(-norms, kind="stable")
+        order, norms = by_norm(factors)
         tail_start = total - total % ROW_MULTIPLE
         borrowing = (
             index.cold_matrix is not None and model.hyperparameters["cold_item_weight"] > 0 and len(index.cold_rows)
@@ -86,7 +93,7 @@ class Pruning:
         while 2 * head_rows + FIRST_CHUNK <= most:
             head_rows = 2 * head_rows + FIRST_CHUNK
         head = np.ascontiguousarray(factors[order[:head_rows]])
-        pruning = cls(order, norms[order], head, always[always < tail_start], replaced, tail_start)
+        pruning = cls(order, norms, head, always[always < tail_start], replaced, tail_start)
         return pruning if pruning.same_bits(factors) else None
 
     def same_bits(self, factors: np.ndarray) -> bool:

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.recipes.up_pruned import SLACK, by_norm
+
 #: Smaller catalogs are scored whole: the bookkeeping would cost more than the product.
 MIN_ITEMS = 8192
 #: Items (by descending norm) in the first chunk; each next chunk is twice as long.
 FIRST_CHUNK = 2048
-#: Relative slack on the norm bound, for the float32 rounding of the products (far above it).
-SLACK = 1e-3
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,10 @@ class NormOrder:
         if item_factors.ndim != 2 or len(item_factors) < max(MIN_ITEMS, 1):
             return None
         factors = np.asarray(item_factors, dtype=np.float32)
-        norms = np.sqrt(np.einsum("ij,ij->i", factors, factors, dtype=np.float64))
-        order = np.argsort(-norms, kind="stable")
+        order, norms = by_norm(factors)
         position = np.empty(len(order), dtype=np.int64)
         position[order] = np.arange(len(order))
-        return cls(order, position, np.append(norms[order], 0.0), factors)
+        return cls(order, position, np.append(norms, 0.0), factors)
 
     def __len__(self) -> int:
         return len(self.order)
