@@ -37,14 +37,17 @@ def load_training_data(
     interactions added since (engine.jobs.snapshot); a schema with contextual fields reads
     everything each time (the contexts are read beside the columns, in the same order).
 
-    ``whole_catalog`` (a FULL): every catalog entry, read in a thread beside the interactions (not
-    on an in-memory database: another thread would get another, empty one). Otherwise (an UPDATE)
-    the catalog is a lazy :class:`~engine.recipes.catalog.Catalog`: entries are read when a recipe
-    asks, only those it asks for where it can say which.
+    ``whole_catalog``: every catalog entry, read in a thread beside the interactions. Otherwise
+    the catalog is a lazy :class:`~engine.recipes.catalog.Catalog`: its ids now, its entries when a
+    recipe asks (training's own; user-personalization reads them in a thread while ALS fits), only
+    those it asks for where it can say which. An in-memory database's catalog is read whole, here:
+    another thread would get another, empty database.
     """
     # Contextual metadata (device, location...) only where the schema declares it.
     contextual = bool(contextual_fields(store, dataset_group))
-    beside = whole_catalog and not in_memory(store.database_url)
+    memory = in_memory(store.database_url)
+    whole_catalog = whole_catalog or memory
+    beside = whole_catalog and not memory
     # The catalog is read and the new snapshot written while the interactions are read and become
     # training data (leaving the block waits for both).
     with ThreadPoolExecutor(2, thread_name_prefix="training-read") as side:
@@ -145,13 +148,9 @@ def train(
     with ThreadPoolExecutor(1, thread_name_prefix="previous-version") as side:
         loading = side.submit(cls.load, last.artifact_path) if last is not None else None
         # The catalog's entries are read when a recipe first asks for them (user-personalization: in
-        # a thread while ALS fits; sims: never), its ids now. An in-memory store is read whole here:
-        # another thread would see another, empty database.
+        # a thread while ALS fits; sims: never), its ids now.
         data = load_training_data(
-            store,
-            dataset_group,
-            snapshot_dir=snapshot_directory(artifact_dir, dataset_group),
-            whole_catalog=mode == "full" and in_memory(store.database_url),
+            store, dataset_group, snapshot_dir=snapshot_directory(artifact_dir, dataset_group), whole_catalog=False
         )
         previous = loading.result() if loading is not None else None
     if len(data) == 0:
