@@ -136,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-results", type=int, default=25)
     parser.add_argument("--max-seconds", type=float, default=60.0, help="longest the Shelfwise job may run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workdir",
+        help="keep the store and model here; a later run with the same folder uses them again instead of "
+        "building, so two versions of the code can be compared on one store and model",
+    )
     args = parser.parse_args(argv)
 
     from engine.jobs.batch import batch_inference
@@ -143,32 +148,45 @@ def main(argv: list[str] | None = None) -> int:
     from engine.recipes import recipe_class
 
     with tempfile.TemporaryDirectory(prefix="shelfwise-batch-bench-") as tmp:
-        workdir = Path(tmp)
-        t0 = time.perf_counter()
-        store, n_events = build_store(workdir, args.users, args.items, args.per_user, args.seed)
-        print(
-            f"data: {args.users:,} users × {args.items:,} items, {n_events:,} interactions "
-            f"(stored in {time.perf_counter() - t0:.0f} s)"
-        )
-        t0 = time.perf_counter()
-        hyperparameters = {
-            "factors": args.factors,
-            "iterations": args.iterations,
-            # ALS, so that implicit runs on the very same item factors; the other settings fixed
-            # so that training does not search them (inference is what is measured here).
-            "model": "als",
-            "history_half_life": 10.0,
-            "sequence_weight": 0.5,
-        }
-        version = train(
-            store,
-            workdir / "artifacts",
-            dataset_group="bench",
-            recipe="user-personalization",
-            solution="als",
-            hyperparameters=hyperparameters,
-        )
-        print(f"model: user-personalization {hyperparameters} (trained in {time.perf_counter() - t0:.0f} s)")
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        kept = workdir / "built.json"
+        if args.workdir is not None and kept.exists():
+            from engine.storage import Store
+
+            built = json.loads(kept.read_text())
+            store, n_events = Store(f"sqlite:///{workdir / 'bench.db'}", create=False), built["events"]
+            version = store.get_solution_version(built["version"])
+            print(f"data and model kept in {workdir}: {n_events:,} interactions, {built['model']}")
+        else:
+            t0 = time.perf_counter()
+            store, n_events = build_store(workdir, args.users, args.items, args.per_user, args.seed)
+            print(
+                f"data: {args.users:,} users × {args.items:,} items, {n_events:,} interactions "
+                f"(stored in {time.perf_counter() - t0:.0f} s)"
+            )
+            t0 = time.perf_counter()
+            hyperparameters = {
+                "factors": args.factors,
+                "iterations": args.iterations,
+                # ALS, so that implicit runs on the very same item factors; the other settings fixed
+                # so that training does not search them (inference is what is measured here).
+                "model": "als",
+                "history_half_life": 10.0,
+                "sequence_weight": 0.5,
+            }
+            version = train(
+                store,
+                workdir / "artifacts",
+                dataset_group="bench",
+                recipe="user-personalization",
+                solution="als",
+                hyperparameters=hyperparameters,
+            )
+            described = f"user-personalization {hyperparameters}"
+            print(f"model: {described} (trained in {time.perf_counter() - t0:.0f} s)")
+            if args.workdir is not None:
+                kept.write_text(json.dumps({"events": n_events, "version": version.id, "model": described}))
         model = recipe_class(version.recipe).load(version.artifact_path)
         data = load_training_data(store, "bench")
         user_ids = data.user_ids.tolist()
