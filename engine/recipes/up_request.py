@@ -80,6 +80,10 @@ SHARED_BLOCK = 4096
 #: numpy, not the matrix-vector product's kernel, and its bits differ).
 SHARED_TAIL = 16
 
+#: :func:`weighted_rows` sums over every column, instead of sorting the entries, once it has at
+#: least one entry per this many columns.
+DENSE_GATHER = 8
+
 
 def single_threaded_blas() -> bool:
     from threadpoolctl import threadpool_info
@@ -205,6 +209,13 @@ def weighted_rows(matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) 
     positions = np.repeat(ends - np.cumsum(lengths), lengths) + np.arange(total)
     columns = matrix.indices[positions]
     values = matrix.data[positions].astype(np.float64) * np.repeat(np.asarray(weights, dtype=np.float64), lengths)
+    width = matrix.shape[1]
+    if total * DENSE_GATHER >= width:
+        # Many entries over a small catalogue: counted over all its columns rather than sorted
+        # (np.unique sorts them: a tenth of the time at 23,000 entries over 20,000 columns). Each
+        # column's sum adds the same values in the same order either way, so it is the same sum.
+        uniq = np.flatnonzero(np.bincount(columns, minlength=width))
+        return SparseScores(uniq, np.bincount(columns, weights=values, minlength=width)[uniq])
     uniq, inverse = np.unique(columns, return_inverse=True)
     return SparseScores(uniq.astype(np.int64), np.bincount(inverse, weights=values))
 
