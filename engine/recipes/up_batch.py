@@ -37,6 +37,7 @@ from engine.recipes.als_batch import grouped_top, length_blocks, padded_rows, so
 from engine.recipes.base import Ranked
 from engine.recipes.batching import BatchQuery, UserEvents, event_item_index, full_query
 from engine.recipes.repeats import MAX_SEEN, rank_within
+from engine.recipes.up_batch_taste import taste_layout
 
 if TYPE_CHECKING:
     from engine.recipes.user_personalization import UserPersonalization
@@ -329,13 +330,13 @@ class _Block:
         mask_rows, mask_items = mask_rows[order], mask_items[order]
         width = -(-n_items // _GROUP) * _GROUP
         per_block = max(1, min(n_rows, _BLOCK_ELEMENTS // width))
-        spare: SimpleQueue[tuple[np.ndarray, np.ndarray]] = SimpleQueue()
+        spare: SimpleQueue[tuple[np.ndarray | None, np.ndarray]] = SimpleQueue()
         starts = range(0, n_rows, per_block)
         threads = max(1, min(THREADS, os.cpu_count() or 1, len(starts)))
         for _ in range(threads):
-            spare.put(
-                (np.empty((per_block, n_items), dtype=np.float32), np.empty((per_block, width), dtype=np.float32))
-            )
+            # A taste matrix for EASE only: ALS's taste goes straight into the approximation.
+            taste = np.empty((per_block, n_items), dtype=np.float32) if self.layout is None else None
+            spare.put((taste, np.empty((per_block, width), dtype=np.float32)))
 
         def rows_from(lo: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             hi = min(n_rows, lo + per_block)
@@ -376,8 +377,9 @@ class _Block:
         if model.choice.family == "als":
             x = x.multiply(x > 0).tocsr()
             self.vectors = _user_vectors(model, x).astype(np.float32)
-            self.factors_t = np.ascontiguousarray(model.item_factors.T)
+            self.layout = taste_layout(model, -(-self.n_items // _GROUP) * _GROUP)
         else:
+            self.layout = None
             column = np.full(self.n_items, -1, dtype=np.int64)
             column[model.ease_items] = np.arange(len(model.ease_items))
             x = x.tocoo()
@@ -404,26 +406,31 @@ class _Block:
                 (of_cold.data, local[of_cold.indices], of_cold.indptr), shape=(len(self.cold), len(self.neighbours))
             )
 
-    def _taste_block(self, lo: int, hi: int, taste: np.ndarray) -> None:
-        model = self.model
-        if model.choice.family == "als":
-            np.matmul(self.vectors[lo:hi], self.factors_t, out=taste)
-        else:
-            taste[:] = 0.0
-            taste[:, model.ease_items] = self.active[lo:hi] @ model.ease_weights
+    def _ease_taste(self, lo: int, hi: int, taste: np.ndarray) -> None:
+        taste[:] = 0.0
+        taste[:, self.model.ease_items] = self.active[lo:hi] @ self.model.ease_weights
 
     def _new_items(
-        self, lo: int, hi: int, buffers: tuple[np.ndarray, np.ndarray], mask_rows: np.ndarray, mask_items: np.ndarray
+        self,
+        lo: int,
+        hi: int,
+        buffers: tuple[np.ndarray | None, np.ndarray],
+        mask_rows: np.ndarray,
+        mask_items: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Rows lo:hi's best new items as ``_top_new`` picks them: (row, item, score) sorted by
         row then best first; and the rows to leave to ``recommend`` (exact ties in the top, or a
         top too crowded to settle from the float32 pass)."""
-        model, n_items = self.model, self.n_items
+        model, n_items, layout = self.model, self.n_items, self.layout
         mix, cold = model.choice.sequence_weight, self.cold
         count = hi - lo
-        taste = buffers[0][:count, :n_items]
-        self._taste_block(lo, hi, taste)
-        top_t = np.maximum(taste.max(axis=1), -taste.min(axis=1)).astype(np.float64)
+        if layout is not None:  # ALS: no taste matrix (engine/recipes/up_batch_taste.py)
+            taste, vectors = None, self.vectors[lo:hi]
+            top_t = layout.largest(vectors)
+        else:
+            taste = buffers[0][:count, :n_items]
+            self._ease_taste(lo, hi, taste)
+            top_t = np.maximum(taste.max(axis=1), -taste.min(axis=1)).astype(np.float64)
         if self.seeds is not None:
             sequence = self._sequence_block(lo, hi)
             top_q = sequence.max(axis=1).astype(np.float64)
@@ -433,30 +440,49 @@ class _Block:
             sequence, top_q = None, np.zeros(count)
         units = (np.where(top_t > 0, top_t, 1.0), np.where(top_q > 0, top_q, 1.0))
 
-        def exact(rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        def exact(rows: np.ndarray, items: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
+            """Scores as _blend computes them; ``t``: the taste of (rows, items) when already known."""
             q = sequence[rows, items] if sequence is not None else np.zeros(np.shape(rows))
-            return _blend(taste[rows, items], q, rows, mix, units)
+            if t is None:
+                t = taste[rows, items] if taste is not None else layout.at(vectors, rows, items)
+            return _blend(t, q, rows, mix, units)
+
+        def whole_columns(items: np.ndarray) -> np.ndarray:
+            return taste[:, items] if taste is not None else layout.columns(vectors, items)
 
         # Every item's score in float32 (times a positive number per row, which keeps each row's
         # order), to find each row's best few; those are then scored in float64 exactly as
         # _blend scores them.
-        approx = buffers[1][:count]
-        approx[:, n_items:] = -np.inf
         if sequence is not None:
             scale = mix / units[1]  # approx × scale ≈ the score
-            np.multiply(taste, ((1.0 - mix) / units[0] / scale).astype(np.float32)[:, None], out=approx[:, :n_items])
-            approx[:, :n_items] += sequence
+            factor = ((1.0 - mix) / units[0] / scale).astype(np.float32)
         else:
             scale = (1.0 - mix) / units[0] if mix < 1.0 else np.ones(count)
+            factor = np.ones(count, dtype=np.float32)
+        approx = buffers[1][:count]
+        if taste is None:
+            if sequence is not None:
+                approx[:, :n_items] = sequence
+            else:
+                approx[:, :n_items] = 0.0
+            approx[:, n_items:] = 0.0
+            layout.accumulate(approx, vectors * factor[:, None])
+        elif sequence is not None:
+            np.multiply(taste, factor[:, None], out=approx[:, :n_items])
+            approx[:, :n_items] += sequence
+        else:
             approx[:, :n_items] = taste
+        approx[:, n_items:] = -np.inf
         every = np.repeat(np.arange(count)[:, None], len(cold), axis=1)
         # Items with no interactions: borrowed from their neighbours (before anything is masked).
         if self.borrow:
             near = np.repeat(np.arange(count)[:, None], len(self.neighbours), axis=1)
-            borrowed = (self.neighbours_of_cold @ exact(near, np.broadcast_to(self.neighbours, near.shape)).T).T
+            near_items = np.broadcast_to(self.neighbours, near.shape)
+            near_scores = exact(near, near_items, whole_columns(self.neighbours))
+            borrowed = (self.neighbours_of_cold @ near_scores.T).T
             cold_scores = model.hyperparameters["cold_item_weight"] * borrowed
         else:
-            cold_scores = exact(every, np.broadcast_to(cold, every.shape))
+            cold_scores = exact(every, np.broadcast_to(cold, every.shape), whole_columns(cold))
         approx[mask_rows, mask_items] = -np.inf
         pieces = []
         if len(cold):
