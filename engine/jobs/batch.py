@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
-from itertools import chain
+from itertools import chain, pairwise
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -315,12 +316,16 @@ def _rendered(block: list[tuple[str, Any]], outputs: list[Output]) -> tuple[str,
     errors = 0
     first_errors: list[tuple[int, str]] = []
     for (raw, parsed), result in zip(block, outputs, strict=True):
+        if type(result) is tuple:  # _Rendered
+            # What json.dumps writes for {"input": ..., "output": ..., "error": None}, spliced.
+            lines.append(f'{{"input": {_input_json(raw, parsed)}, "output": {result[0]}, "error": null}}')
+            continue
         shown = raw if isinstance(parsed, LineError) else parsed
         if isinstance(result, str):
             errors += 1
             if len(first_errors) < 5:
                 first_errors.append((len(lines), result))
-            lines.append(json.dumps({"input": shown, "error": result}, ensure_ascii=False))
+            lines.append(_JSON.encode({"input": shown, "error": result}))
         else:
             lines.append(_dump_line(shown, result))
     return "\n".join(lines) + "\n", errors, first_errors
@@ -335,7 +340,143 @@ def _count(report: BatchReport, lines: int, errors: int, first_errors: list[tupl
 
 
 def _dump_line(shown: Any, output: dict[str, Any]) -> str:
-    return json.dumps({"input": shown, "output": output, "error": None}, ensure_ascii=False)
+    return _JSON.encode({"input": shown, "output": output, "error": None})
+
+
+# --------------------------------------------------------------------------- JSON text, fast
+# Output lines are spliced from pieces of JSON text, each exactly what json.dumps(...,
+# ensure_ascii=False) writes for that piece (the byte-for-byte format is pinned by the tests):
+# json.dumps is most of a line's cost when it walks a dict, two lists and 25 floats per line.
+
+#: json.dumps(obj, ensure_ascii=False) is _JSON.encode(obj), without a new encoder per call.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
+#: An answer already written as JSON text (what ``_JSON.encode`` writes for its dict), in a
+#: 1-tuple: a plain str is a line's error, a dict an answer still to be written.
+_Rendered = tuple[str]
+
+
+def _input_json(raw: str, parsed: Any) -> str:
+    """The echoed input as json.dumps writes it: the parsed object (the raw text for a line that
+    did not parse), with a short cut for the usual ``{"userId": "..."}``."""
+    if type(parsed) is dict and len(parsed) == 1:
+        user = parsed.get("userId")
+        if type(user) is str:
+            return '{"userId": ' + encode_basestring(user) + "}"
+    return _JSON.encode(raw if isinstance(parsed, LineError) else parsed)
+
+
+def _item_lists(item_ids: list[tuple[str, ...]]) -> list[str]:
+    """Each tuple of ids as a JSON list. When no id in the block needs an escape (quote, backslash,
+    control character), an id's JSON text is the id in quotes and a list is one join."""
+    try:
+        texts = ['["' + '", "'.join(ids) + '"]' if ids else "[]" for ids in item_ids]
+    except TypeError:  # an id that is not a string
+        return [_JSON.encode(list(ids)) for ids in item_ids]
+    # json escapes a quote, a backslash and characters below U+0020, and nothing else when it
+    # writes non-ASCII as is; in UTF-8 every byte of a longer character is 0x80 or above.
+    probe = np.frombuffer("".join(texts).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    quotes = np.count_nonzero(probe == ord('"'))
+    if quotes == 2 * sum(map(len, item_ids)) and not ((probe < 0x20) | (probe == ord("\\"))).any():
+        return texts
+    return [_JSON.encode(list(ids)) for ids in item_ids]
+
+
+def _score_lists(rounded: np.ndarray, counts: list[int]) -> list[str]:
+    """Consecutive runs of ``counts`` scores as JSON lists, NaN as null: what json.dumps writes for
+    ``[None if s != s else s for s in run]`` (floats as float.__repr__, infinities as Infinity)."""
+    bounds = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=bounds[1:])
+    if bounds[-1] != len(rounded):
+        values = rounded.tolist()
+        return [_JSON.encode([None if s != s else s for s in values[a:b]]) for a, b in pairwise(bounds.tolist())]
+    text, ends, plain = _float_texts(rounded)
+    edges = np.zeros(len(rounded) + 1, dtype=np.int64)
+    edges[1:] = ends
+    starts = edges[bounds[:-1]]
+    stops = np.maximum(edges[bounds[1:]] - 2, starts).tolist()  # less the last score's ", " (none: empty)
+    starts = starts.tolist()
+    lists = ["[" + text[a:b] + "]" for a, b in zip(starts, stops, strict=True)]
+    if not plain.all():
+        # Runs holding a score _float_texts leaves out: NaN, infinities, |score| < 1e-4 or huge.
+        unplain = np.zeros(len(rounded) + 1, dtype=np.int64)
+        np.cumsum(~plain, out=unplain[1:])
+        values = rounded.tolist()
+        for n in np.flatnonzero(unplain[bounds[1:]] > unplain[bounds[:-1]]).tolist():
+            run = values[bounds[n] : bounds[n + 1]]
+            lists[n] = _JSON.encode([None if s != s else s for s in run])
+    return lists
+
+
+def _float_texts(rounded: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
+    """``repr`` of every value (as json.dumps writes a float) each followed by ", ", all in one
+    text; where each value's ", " ends in it; and which values are written so ("plain": the
+    others, NaN, infinities, 0 < |x| < 1e-4 and |x| >= 1e7, are left for the caller, their text
+    here is meaningless).
+
+    A plain value is the double nearest to k / 10**7 for an integer k with |k| < 10**14 (checked,
+    not assumed: ``np.round(x, 7)`` is such a double). That decimal has at most 14 significant
+    digits, and two decimals of at most 15 significant digits never read back as the same double,
+    so it is the shortest text that reads back as the value: what repr writes, k's digits with the
+    point 7 from the right, the fraction's trailing zeros dropped but one, fixed-point since
+    |x| >= 1e-4, a minus sign for a negative value or -0.0. The digits are
+    looked up in tables of 4-character cells, NUL where a cell writes nothing; the NULs are then
+    deleted from the whole text at once."""
+    (high, high_len), (low, low_len), (first, first_len), (last, last_len) = _float_tables()
+    with np.errstate(invalid="ignore", over="ignore"):
+        k = np.rint(rounded * 1e7)
+        size = np.abs(k)
+        plain = (size < 1e14) & (k / 1e7 == rounded) & ((size >= 1000) | (size == 0))
+    size = np.where(plain, size, 0).astype(np.int64)
+    whole64 = size // 10_000_000
+    fraction = (size - whole64 * 10_000_000).astype(np.int32)
+    whole = whole64.astype(np.int32)
+    whole_high = whole // 10_000
+    whole_low = whole - whole_high * 10_000
+    fraction_high = fraction // 10_000
+    fraction_low = fraction - fraction_high * 10_000
+    at_high = whole_high + 1000 * (np.signbit(rounded) & plain)
+    at_low = whole_low + 10_000 * (whole_high > 0)
+    at_first = fraction_high + 1000 * (fraction_low > 0)
+    cells = np.empty((len(rounded), 5), dtype=np.uint32)
+    cells[:, 0] = high[at_high]
+    cells[:, 1] = low[at_low]
+    cells[:, 2] = first[at_first]
+    cells[:, 3] = last[fraction_low]
+    cells[:, 4] = _SEPARATOR
+    lengths = high_len[at_high] + low_len[at_low] + first_len[at_first] + last_len[fraction_low] + 2
+    text = cells.tobytes().translate(None, b"\0").decode("ascii")
+    return text, np.cumsum(lengths, dtype=np.int64), plain
+
+
+#: ", " and two NULs: the cell after each value in _float_texts.
+_SEPARATOR = np.frombuffer(b", \0\0", dtype=np.uint32)[0]
+
+
+@cache
+def _float_tables() -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """_float_texts' cells (4 characters as one uint32, NUL where nothing is written) and how many
+    characters each writes, for: the sign and a whole part's thousands (index: 1000 x negative +
+    thousands); its last 4 digits (+ 10,000 when there are thousands, as their zeros then show);
+    "." and the first 3 decimals (+ 1000 when a later decimal is not 0, as their trailing zeros
+    then show); the last 4 decimals, trailing zeros dropped."""
+
+    def digits(n: int, width: int) -> str:  # n without leading zeros, right-aligned; "" for 0
+        return (str(n) if n else "").rjust(width, "\0")
+
+    high = [sign + digits(n, 3) for sign in ("\0", "-") for n in range(1000)]
+    low = [digits(n, 4) if n else "0".rjust(4, "\0") for n in range(10_000)] + [f"{n:04d}" for n in range(10_000)]
+    first = [f".{n:03d}".rstrip("0").ljust(4, "\0") if n else ".0\0\0" for n in range(1000)]
+    first += [f".{n:03d}" for n in range(1000)]
+    last = [f"{n:04d}".rstrip("0").ljust(4, "\0") for n in range(10_000)]
+
+    def table(cells: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        data = "".join(cells).encode("ascii")
+        assert len(data) == 4 * len(cells)
+        return np.frombuffer(data, dtype=np.uint32), np.array([4 - c.count("\0") for c in cells], dtype=np.int32)
+
+    return table(high), table(low), table(first), table(last)
 
 
 def _blocks(src, block_lines: int = BLOCK_LINES) -> Iterator[list[tuple[str, Any]]]:
@@ -554,8 +695,9 @@ class _InferenceJob:
         ]
         return _Prepared(len(parsed), errors, [n for n, _ in pending], events, batch)
 
-    def answer(self, prepared: _Prepared) -> list[Output]:
-        results: list[Output] = [""] * prepared.size
+    def answer(self, prepared: _Prepared) -> list[Output | _Rendered]:
+        """Each line's answer as JSON text for :func:`_rendered`, or its error."""
+        results: list[Output | _Rendered] = [""] * prepared.size
         for n, message in prepared.errors.items():
             results[n] = message
         answers = recommend_many(self.model, prepared.events, prepared.queries)
@@ -563,22 +705,15 @@ class _InferenceJob:
             results[n] = output
         return results
 
-    def _outputs(self, answers: list) -> list[dict[str, Any]]:
+    def _outputs(self, answers: list) -> list[_Rendered]:
+        """Each answer's ``{"recommendedItems": [...], "scores": [...]}`` as JSON text (NaN scores null)."""
+        items = _item_lists([r.item_ids for r in answers])
         if not self.scored:
-            return [{"recommendedItems": list(r.item_ids)} for r in answers]
+            return [(f'{{"recommendedItems": {i}}}',) for i in items]
         # Scores are rounded to 7 decimals like a campaign's, for the whole block at once.
         flat = np.fromiter(chain.from_iterable(r.scores for r in answers), dtype=np.float64)
-        rounded = np.round(flat, 7)
-        unscored = np.isnan(rounded).any()
-        values = rounded.tolist()
-        out, at = [], 0
-        for r in answers:
-            scores = values[at : at + len(r)]
-            at += len(r)
-            if unscored:
-                scores = [None if s != s else s for s in scores]
-            out.append({"recommendedItems": list(r.item_ids), "scores": scores})
-        return out
+        scores = _score_lists(np.round(flat, 7), [len(r) for r in answers])
+        return [(f'{{"recommendedItems": {i}, "scores": {s}}}',) for i, s in zip(items, scores, strict=True)]
 
     def _query(self, obj: Mapping[str, Any]) -> Query:
         kind = self.model.recipe_type

@@ -129,6 +129,88 @@ def test_personalized_ranking_reorders_each_lines_item_list(shop, tmp_path):
     assert "itemList" in missing["error"] and "itemList" in empty["error"]
 
 
+#: Item ids that JSON escapes (quote, backslash, control characters) or writes as they are (non-ASCII).
+ODD_IDS = ['say "hi"', "back\\slash", "tab\tnew\nline\x00\x1f\x7f", "é ü 😀 \u2028", '", "', "[1, 2]"]
+
+
+def test_lines_are_byte_for_byte_what_json_dumps_writes(shop, tmp_path):
+    """Lines are spliced from pieces of JSON text for speed; each must be exactly what
+    ``json.dumps(line, ensure_ascii=False)`` writes: odd ids escaped, non-ASCII as is, scores as
+    float repr, NaN scores (items the model does not know) as null, the input echoed as parsed."""
+    ranking = trained(shop, tmp_path, "arn:aws:personalize:::recipe/aws-personalized-ranking", ALS)
+    odd = {"userId": "u1", "itemList": ["a1", *ODD_IDS, "b2"]}
+    src = write_lines(
+        tmp_path / "rank.jsonl",
+        json.dumps(odd),
+        json.dumps(odd, ensure_ascii=False),
+        '{"userId":"u2","itemList":["a1","b1","a2"],   "context": {"k": "\\u00e9"}}',
+        '{"userId": "u\\"3"}',
+        "{not json é \\",
+    )
+    batch_inference(shop, dataset_group="shop", solution_version=ranking, input_path=src, output_path=tmp_path / "o")
+    personal = trained(shop, tmp_path, "user-personalization", ALS)
+    users = write_lines(tmp_path / "users.jsonl", '{"userId": "u4"}', json.dumps({"userId": ODD_IDS[2]}))
+    batch_inference(shop, dataset_group="shop", solution_version=personal, input_path=users, output_path=tmp_path / "p")
+    written = [*(tmp_path / "o").read_bytes().split(b"\n"), *(tmp_path / "p").read_bytes().split(b"\n")]
+    assert written[5] == written[-1] == b""
+    lines = [line.decode("utf-8") for line in written if line]
+    for line in lines:
+        assert line == json.dumps(json.loads(line), ensure_ascii=False)
+    first, second, u2, _, not_json, u4, stranger = map(json.loads, lines)
+    assert first == second and first["input"] == odd and first["error"] is None
+    items, scores = first["output"]["recommendedItems"], first["output"]["scores"]
+    assert items[:2] in (["a1", "b2"], ["b2", "a1"]) and items[2:] == ODD_IDS and scores[2:] == [None] * len(ODD_IDS)
+    assert all(isinstance(s, float) and s == round(s, 7) for s in scores[:2] + u4["output"]["scores"])
+    assert lines[0].endswith(
+        '"say \\"hi\\"", "back\\\\slash", "tab\\tnew\\nline\\u0000\\u001f\x7f", "é ü 😀 \u2028", '
+        '"\\", \\"", "[1, 2]"], '
+        '"scores": [' + ", ".join(map(repr, scores[:2])) + ', null, null, null, null, null, null]}, "error": null}'
+    )
+    assert u2["input"] == {"userId": "u2", "itemList": ["a1", "b1", "a2"], "context": {"k": "é"}}
+    assert lines[3] == (
+        '{"input": {"userId": "u\\"3"}, "error": "the line needs \'itemList\', a non-empty list of item ids"}'
+    )
+    assert not_json["input"] == "{not json é \\" and not_json["error"].startswith("not valid JSON")
+    assert len(u4["output"]["recommendedItems"]) == len(u4["output"]["scores"]) == 25
+    assert stranger["input"] == {"userId": ODD_IDS[2]} and stranger["output"]["recommendedItems"]
+
+
+def test_rendered_lines_match_json_dumps_on_any_scores_and_ids(shop, tmp_path):
+    """The same pin on the rendering alone, for scores no model here gives: infinities, -0.0,
+    tiny and huge values (repr's exponent form), random values across magnitudes, empty lists."""
+    from engine.jobs.batch import LineError, _InferenceJob, _load, _rendered, _source
+    from engine.recipes import Ranked
+
+    version = trained(shop, tmp_path, "user-personalization", ALS)
+    job = _InferenceJob(shop, "shop", _load(_source(shop, "shop", version, None)), 25, None, None, {}, 500)
+    inf, nan = float("inf"), float("nan")
+    edge = [0.5, nan, 1e-05, -1e-04, 0.0001, -0.0, 0.0, 0.1 + 0.2, 123456.7891234, inf, -inf, -3.0, 1e-7, 4e-8]
+    edge += [-4e-8, 2.5e15, 1e300, 9999999.9999999, 12345678.9, 0.12345675, 5e-324, 1.5, -2.25]
+    rng = np.random.default_rng(7)
+    runs = [edge, [], [0.25], rng.random(25).tolist(), [nan] * 3]
+    runs += [(rng.normal(0, 1, 25) * 10.0 ** rng.integers(-9, 12, 25)).tolist() for _ in range(40)]
+    for ids in (["a1", "b2", "é", "x y", ""], ["a1", *ODD_IDS]):
+        answers = [Ranked(tuple(ids[k % len(ids)] for k in range(len(run))), tuple(run)) for run in runs]
+        outputs: list = list(job._outputs(answers))
+        outputs.insert(2, "a line's error")
+        inputs = [{"userId": f"u{n}"} for n in range(len(outputs))]
+        inputs[1] = {"userId": ODD_IDS[0], "context": {"x": "1"}}
+        block = [(json.dumps(obj), obj) for obj in inputs]
+        block[3] = ("{not json", LineError("not valid JSON"))
+        expected, answered = [], iter(zip(answers, runs, strict=True))
+        for (raw, obj), out in zip(block, outputs, strict=True):
+            shown = raw if isinstance(obj, LineError) else obj
+            if isinstance(out, str):
+                expected.append(json.dumps({"input": shown, "error": out}, ensure_ascii=False))
+                continue
+            ranked, run = next(answered)
+            scores = [None if s != s else s for s in np.round(np.array(run, dtype=np.float64), 7).tolist()]
+            answer = {"recommendedItems": list(ranked.item_ids), "scores": scores}
+            expected.append(json.dumps({"input": shown, "output": answer, "error": None}, ensure_ascii=False))
+        text, errors, first_errors = _rendered(block, outputs)
+        assert text == "\n".join(expected) + "\n" and errors == 1 and first_errors == [(2, "a line's error")]
+
+
 @pytest.mark.parametrize("recipe", ["sims", "similar-items", "popularity-count"])
 def test_related_and_popular_items_lines_carry_no_scores(shop, tmp_path, recipe):
     version = trained(shop, tmp_path, recipe)
