@@ -287,7 +287,10 @@ def _run(
             if second is not None:
                 assert processes is not None and first is not None
                 spec, count = processes
-                _answer_in_processes(chain((first, second), blocks), spec, count, out, report, on_progress)
+                def here(block: list[tuple[str, Any]]) -> tuple[str, int, list[tuple[int, str]]]:
+                    return _rendered(block, answer(prepare([parsed for _, parsed in block])))
+
+                _answer_in_processes(chain((first, second), blocks), spec, count, out, report, on_progress, here)
             else:
                 blocks = chain([first] if first is not None else [], blocks)
                 upcoming = reader.submit(read_next, blocks)
@@ -567,34 +570,60 @@ def _answer_in_processes(
     out,
     report: BatchReport,
     on_progress: Progress | None,
+    here: Callable[[list[tuple[str, Any]]], tuple[str, int, list[tuple[int, str]]]],
 ) -> None:
-    """Blocks answered by ``count`` worker processes, a few blocks ahead, written in input order.
+    """Blocks answered by ``count - 1`` worker processes and this one, written in input order.
 
-    Spawned rather than forked: a forked copy of a process with threads (a server, BLAS) may
-    inherit a lock some thread held. Each worker loads the model once (about a second)."""
-    pending: deque[tuple[int, Future]] = deque()
+    Each worker keeps two blocks in hand; every other block is answered here, by the process
+    that has the model loaded already: it starts at once, while the workers are still starting
+    (about a second each: imports and the model), and one import fewer competes for the cores.
+    Workers are spawned rather than forked: a forked copy of a process with threads (a server,
+    BLAS) may inherit a lock some thread held."""
+    from engine.recipes import up_batch
+
+    workers = count - 1
+    pending: deque[tuple[int, Future | tuple[str, int, list[tuple[int, str]]]]] = deque()
+    in_flight = 0
 
     def write_oldest() -> None:
-        size, future = pending.popleft()
-        text, errors, first_errors = future.result()
+        nonlocal in_flight
+        size, answered = pending.popleft()
+        if isinstance(answered, Future):
+            in_flight -= 1
+            answered = answered.result()
+        text, errors, first_errors = answered
         out.write(text)
         _count(report, size, errors, first_errors)
         if on_progress is not None:
             on_progress(size)
 
+    def oldest_ready() -> bool:
+        return bool(pending) and (not isinstance(pending[0][1], Future) or pending[0][1].done())
+
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker, initargs=(spec,)) as pool:
-        try:
-            for block in blocks:
-                pending.append((len(block), pool.submit(_answer_block, block)))
-                if len(pending) > 2 * count:
+    threads = up_batch.THREADS
+    # The workers have the other cores: blocks answered here run on one thread too.
+    up_batch.THREADS = 1
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(spec,)) as pool:
+            try:
+                for block in blocks:
+                    if in_flight < 2 * workers:
+                        pending.append((len(block), pool.submit(_answer_block, block)))
+                        in_flight += 1
+                    else:
+                        pending.append((len(block), here(block)))
+                    while oldest_ready() or len(pending) > 4 * count:
+                        write_oldest()
+                while pending:
                     write_oldest()
-            while pending:
-                write_oldest()
-        except BaseException:
-            for _, future in pending:
-                future.cancel()
-            raise
+            except BaseException:
+                for _, answered in pending:
+                    if isinstance(answered, Future):
+                        answered.cancel()
+                raise
+    finally:
+        up_batch.THREADS = threads
 
 
 _worker_job: _InferenceJob | None = None
