@@ -277,9 +277,10 @@ class _Block:
             chance = np.zeros(len(ranked))
         ranked_items = code[first[ranked]]
         # The rest: every other known item of the history, by column.
-        known_keys = self.item_keys
-        ranked_keys = ranked_row * n_items + ranked_items
-        rest_keys = known_keys[~np.isin(known_keys, ranked_keys)]
+        known_keys = self.item_keys  # sorted, and holding every ranked key
+        rest = np.ones(len(known_keys), dtype=bool)
+        rest[np.searchsorted(known_keys, ranked_row * n_items + ranked_items)] = False
+        rest_keys = known_keys[rest]
         rows = np.concatenate([ranked_row, rest_keys // n_items])
         items = np.concatenate([ranked_items, rest_keys % n_items])
         chances = np.concatenate([chance, np.zeros(len(rest_keys))])
