@@ -59,6 +59,26 @@ def test_pruned_lists_match_the_dense_definition(monkeypatch, small_chunks, hype
     assert any(scored < total for scored, total in counts)
 
 
+@pytest.mark.parametrize("hyperparameters", [{"cold_item_weight": 1.0}, {"sequence_weight": 0.5}])
+def test_a_request_reaching_most_of_the_catalog_takes_the_whole_product(monkeypatch, small_chunks, hyperparameters):
+    """Where "what comes next" (and the cold items) reach at least WHOLE_SHARE of the catalog, the
+    whole product is taken at once: still the dense definition's lists and scores."""
+    monkeypatch.setattr(up_pruned, "WHOLE_SHARE", 0.0)
+    data = with_cold_items(clustered_data(n_users=300, n_items=600, per_user=15))
+    counts = pruned_counts(monkeypatch)
+    model = UserPersonalization(model="als", factors=8, iterations=10, **hyperparameters).fit(data)
+    with threadpool_limits(1, "blas"):
+        model.__dict__.pop("_request_index", None)
+        rng = np.random.default_rng(2)
+        ids = model.item_ids.tolist()
+        for k, events in enumerate(histories(model, rng, 30)):
+            exclude = frozenset(rng.choice(ids, size=int(rng.integers(0, 40))).tolist()) if k % 2 else frozenset()
+            for n in (1, 25):
+                query = Query(user_id="x", history=events, num_results=n, exclude=exclude)
+                assert_same(model.recommend(query), model.recommend_dense(query))
+    assert counts and all(scored == total for scored, total in counts)
+
+
 def test_a_blas_that_gives_other_bits_scores_the_whole_catalog(monkeypatch, small_chunks):
     monkeypatch.setattr(up_pruned.Pruning, "same_bits", lambda self, factors: False)
     model = UserPersonalization(model="als", factors=8, iterations=5).fit(with_cold_items(clustered_data(n_items=600)))
