@@ -287,6 +287,7 @@ def _run(
             if second is not None:
                 assert processes is not None and first is not None
                 spec, count = processes
+
                 def here(block: list[tuple[str, Any]]) -> tuple[str, int, list[tuple[int, str]]]:
                     return _rendered(block, answer(prepare([parsed for _, parsed in block])))
 
@@ -713,15 +714,14 @@ class _InferenceJob:
             latest_events_of_users(self.store, self.dataset_group, users, limit=self.live_history_limit), users
         )
         row_of = {u: k for k, u in enumerate(users)}
-        batch = [
-            BatchQuery(
-                q,
-                row_of.get(q.user_id) if q.user_id else None,
-                exclude_seen=self.exclude_interacted is None and q.candidates is None and q.user_id is not None,
-                exclude_history=bool(self.exclude_interacted) and q.candidates is None and q.user_id is not None,
-            )
-            for _, q in pending
-        ]
+        # Exclusions only for a user's own list (no itemList): the recipe's default ones when the
+        # campaign config does not set excludeInteracted, all history when it is true.
+        default, everything = self.exclude_interacted is None, bool(self.exclude_interacted)
+        batch = []
+        for _, q in pending:
+            user = q.user_id
+            own = q.candidates is None and user is not None
+            batch.append(BatchQuery(q, row_of.get(user) if user else None, default and own, everything and own))
         return _Prepared(len(parsed), errors, [n for n, _ in pending], events, batch)
 
     def answer(self, prepared: _Prepared) -> list[Output | _Rendered]:
@@ -786,10 +786,8 @@ def as_user_events(cols: EventColumns, users: list[str]) -> UserEvents:
     """Columns read by :func:`latest_events_of_users` (grouped in ``users`` order) as one row per user."""
     if not users:
         return UserEvents.empty()
-    position = {u: k for k, u in enumerate(users)}
-    rows = np.fromiter(map(position.__getitem__, cols.user_ids), dtype=np.int64, count=len(cols))
     offsets = np.zeros(len(users) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=len(users)), out=offsets[1:])
+    np.cumsum(np.bincount(cols.rows_of(users), minlength=len(users)), out=offsets[1:])
     return UserEvents(offsets, cols.item_ids, cols.event_types, cols.event_values, cols.timestamps)
 
 
