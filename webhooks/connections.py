@@ -109,6 +109,4 @@ def lookup(store: Store, dataset_group: str, platform: str) -> Lookup:
         row = connection.execute(_LOOKUP, {"group": dataset_group, "platform": platform}).first()
     if row is None:
         raise NotFound(f"dataset group {dataset_group!r} does not exist")
-    return Lookup(
-        row.id, row.name, row.secret, dict(row.config or {}), row.previous_secret, row.previous_secret_until
-    )
+    return Lookup(row.id, row.name, row.secret, dict(row.config or {}), row.previous_secret, row.previous_secret_until)

@@ -63,9 +63,7 @@ def on_columns(matrix: sp.csr_matrix, used: np.ndarray) -> sp.csr_matrix:
     )
 
 
-def length_blocks(
-    lengths: np.ndarray, f: int, *, woodbury: bool, budget: int
-) -> Iterator[tuple[np.ndarray, bool]]:
+def length_blocks(lengths: np.ndarray, f: int, *, woodbury: bool, budget: int) -> Iterator[tuple[np.ndarray, bool]]:
     """Rows with items (``lengths`` > 0) in blocks of similar length, each with whether it is solved
     through Woodbury's identity (rows no longer than the factors, when ``woodbury``); a block's
     working arrays stay around ``budget`` elements."""
